@@ -1,0 +1,1 @@
+"""Typer command bodies, one module per command; registered in ``ravine.cli``."""

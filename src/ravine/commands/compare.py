@@ -1,0 +1,10 @@
+"""`ravine compare` (being written)."""
+
+from __future__ import annotations
+
+from ravine.commands.common import DebugOpt, guard
+
+
+def compare(debug: DebugOpt = False) -> None:
+    """Not written yet."""
+    guard(debug, lambda: None)

@@ -1,0 +1,47 @@
+"""``ravine optimizers`` and ``ravine problems``: list the registries."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from ravine.commands.common import DebugOpt, console, guard
+
+
+def optimizers(debug: DebugOpt = False) -> None:
+    """List the registered optimizers: name, update rule and defaults."""
+
+    def run() -> None:
+        from ravine.optim import info, names
+
+        table = Table(title="ravine optimizers", show_lines=False)
+        table.add_column("name", style="bold cyan", no_wrap=True)
+        table.add_column("rule")
+        table.add_column("defaults")
+        table.add_column("step needs")
+        for name in names():
+            entry = info(name)
+            label = name + (f" ({', '.join(entry.aliases)})" if entry.aliases else "")
+            defaults = ", ".join(f"{k}={v}" for k, v in entry.defaults.items())
+            needs = {"none": "gradient", "loss": "closure (loss)", "graph": "closure (loss graph)",
+                     "residual": "closure (residuals)"}[entry.closure]
+            table.add_row(label, entry.formula, defaults, needs)
+        console.print(table)
+
+    guard(debug, run)
+
+
+def problems(debug: DebugOpt = False) -> None:
+    """List the named problems: data, model, loss and defaults."""
+
+    def run() -> None:
+        from ravine.problems import describe
+
+        rows = describe()
+        table = Table(title="ravine problems")
+        for col in ("name", "data", "model", "loss", "metric", "defaults"):
+            table.add_column(col, style="bold cyan" if col == "name" else None)
+        for row in rows:
+            table.add_row(*(str(row.get(col, "")) for col in ("name", "data", "model", "loss", "metric", "defaults")))
+        console.print(table)
+
+    guard(debug, run)

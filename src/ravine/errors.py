@@ -1,0 +1,120 @@
+"""Errors raised by ravine.
+
+Every bad input raises a :class:`RavineError` (a ``ValueError``) whose message is
+one line naming the field and what is allowed; the command line turns it into
+that line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+
+class RavineError(ValueError):
+    """Base class for every bad-input error raised by ravine."""
+
+
+class HyperparameterError(RavineError):
+    """An optimizer or schedule hyperparameter is outside its allowed range."""
+
+
+class UnknownNameError(RavineError):
+    """A registry lookup (optimizer, schedule, problem, ...) found no such name."""
+
+
+class ConfigError(RavineError):
+    """A config file has an unknown key or a bad value."""
+
+
+class DataError(RavineError):
+    """Input data is missing, empty, non-numeric or otherwise unusable."""
+
+
+class CheckpointError(RavineError):
+    """A checkpoint is corrupt, foreign or incompatible."""
+
+
+class DivergenceError(RavineError):
+    """Training or an iterative solve produced NaN / inf, or blew up."""
+
+
+class ClosureError(RavineError):
+    """An optimizer's closure is missing or returned something unusable."""
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownNameError:
+    """Build the error for an unknown registry name, listing the known ones.
+
+    Example:
+        >>> str(unknown_name("optimizer", "adamw2", ["adam", "sgd"]))
+        "unknown optimizer 'adamw2'; known: adam, sgd"
+    """
+    return UnknownNameError(f"unknown {kind} {name!r}; known: {', '.join(sorted(known))}")
+
+
+def check_range(
+    field: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+    error: type[RavineError] = HyperparameterError,
+) -> float:
+    """Check that ``value`` is a finite real number in the given interval.
+
+    Returns the value as a float; raises ``error`` with a one-line message naming
+    ``field`` and the allowed range otherwise.
+
+    Example:
+        >>> check_range("lr", 0.1, 0.0)
+        0.1
+        >>> check_range("momentum", 1.0, 0.0, 1.0, high_inclusive=False)
+        Traceback (most recent call last):
+        ...
+        ravine.errors.HyperparameterError: Invalid momentum: 1.0 (allowed: 0 <= momentum < 1)
+    """
+    lo_sym = "<=" if low_inclusive else "<"
+    hi_sym = "<=" if high_inclusive else "<"
+    parts = []
+    if low is not None:
+        parts.append(f"{low:g} {lo_sym} ")
+    parts.append(field)
+    if high is not None:
+        parts.append(f" {hi_sym} {high:g}")
+    allowed = "".join(parts) if (low is not None or high is not None) else f"{field} a finite number"
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        x = float(value)
+    except (TypeError, ValueError):
+        raise error(f"Invalid {field}: {value!r} (allowed: {allowed})") from None
+    ok = math.isfinite(x)
+    if ok and low is not None:
+        ok = x >= low if low_inclusive else x > low
+    if ok and high is not None:
+        ok = x <= high if high_inclusive else x < high
+    if not ok:
+        raise error(f"Invalid {field}: {value!r} (allowed: {allowed})")
+    return x
+
+
+def check_int(field: str, value: Any, low: int | None = None, high: int | None = None,
+              error: type[RavineError] = HyperparameterError) -> int:
+    """Check that ``value`` is an integer in ``[low, high]``; return it.
+
+    Example:
+        >>> check_int("history_size", 10, 1)
+        10
+    """
+    allowed = (f"integer >= {low}" if high is None else f"integer in [{low}, {high}]") if low is not None \
+        else "integer"
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise error(f"Invalid {field}: {value!r} (allowed: {allowed})")
+    v = int(value)
+    if (low is not None and v < low) or (high is not None and v > high):
+        raise error(f"Invalid {field}: {value!r} (allowed: {allowed})")
+    return v

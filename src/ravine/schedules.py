@@ -1,0 +1,1 @@
+"""Learning-rate and momentum schedules (placeholder; being written)."""
