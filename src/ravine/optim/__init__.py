@@ -16,11 +16,11 @@ __all__ = ["OptimizerInfo", "create", "info", "least_squares", "minimize", "name
 def __getattr__(name: str) -> Any:
     # The functional solvers import SciPy-like machinery; load them on first use.
     if name == "least_squares":
-        from ravine.optim.functional import least_squares
+        from ravine.optim.least_squares import least_squares
 
         return least_squares
     if name == "minimize":
-        from ravine.optim.functional import minimize
+        from ravine.optim.minimize import minimize
 
         return minimize
     raise AttributeError(f"module 'ravine.optim' has no attribute {name!r}")
