@@ -15,7 +15,7 @@ import typer
 from ravine.commands import common
 from ravine.commands.bench import bench
 from ravine.commands.compare import compare
-from ravine.commands.listing import optimizers, problems
+from ravine.commands.listing import optimizers, problems, schedules
 from ravine.commands.train import train
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ app.command("train")(train)
 app.command("bench")(bench)
 app.command("optimizers")(optimizers)
 app.command("problems")(problems)
+app.command("schedules")(schedules)
 
 
 def main() -> None:

@@ -13,18 +13,17 @@ def optimizers(debug: DebugOpt = False) -> None:
     def run() -> None:
         from ravine.optim import info, names
 
-        table = Table(title="ravine optimizers", show_lines=False)
+        table = Table(title="ravine optimizers", show_lines=True)
         table.add_column("name", style="bold cyan", no_wrap=True)
-        table.add_column("rule")
-        table.add_column("defaults")
-        table.add_column("step needs")
+        table.add_column("rule  [dim](defaults)[/]", overflow="fold")
+        table.add_column("step needs", no_wrap=True)
         for name in names():
             entry = info(name)
-            label = name + (f" ({', '.join(entry.aliases)})" if entry.aliases else "")
+            label = name + (f"\n[dim]alias {', '.join(entry.aliases)}[/]" if entry.aliases else "")
             defaults = ", ".join(f"{k}={v}" for k, v in entry.defaults.items())
-            needs = {"none": "gradient", "loss": "closure (loss)", "graph": "closure (loss graph)",
-                     "residual": "closure (residuals)"}[entry.closure]
-            table.add_row(label, entry.formula, defaults, needs)
+            needs = {"none": "gradient", "loss": "closure → loss", "graph": "closure → loss graph",
+                     "residual": "closure → residuals"}[entry.closure]
+            table.add_row(label, f"{entry.formula}\n[dim]{defaults}[/]", needs)
         console.print(table)
 
     guard(debug, run)
@@ -39,9 +38,28 @@ def problems(debug: DebugOpt = False) -> None:
         rows = describe()
         table = Table(title="ravine problems")
         for col in ("name", "data", "model", "loss", "metric", "defaults"):
-            table.add_column(col, style="bold cyan" if col == "name" else None)
+            table.add_column(col, style="bold cyan" if col == "name" else None, no_wrap=col == "name")
         for row in rows:
             table.add_row(*(str(row.get(col, "")) for col in ("name", "data", "model", "loss", "metric", "defaults")))
+        console.print(table)
+
+    guard(debug, run)
+
+
+def schedules(debug: DebugOpt = False) -> None:
+    """List the learning-rate and momentum schedules: name, formula and defaults."""
+
+    def run() -> None:
+        from ravine.schedules import info, names
+
+        table = Table(title="ravine schedules", show_lines=True)
+        table.add_column("name", style="bold cyan", no_wrap=True)
+        table.add_column("formula  [dim](defaults)[/]", overflow="fold")
+        table.add_column("sets / steps per", no_wrap=True)
+        for name in names():
+            entry = info(name)
+            defaults = ", ".join(f"{k}={v}" for k, v in entry.defaults.items()) or "no hyperparameters"
+            table.add_row(name, f"{entry.formula}\n[dim]{defaults}[/]", f"{entry.sets} / {entry.per}")
         console.print(table)
 
     guard(debug, run)

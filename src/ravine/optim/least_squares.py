@@ -1,0 +1,595 @@
+r"""Gauss–Newton, Levenberg and Levenberg–Marquardt: optimizers and a functional solver.
+
+The loss is :math:`F(\theta) = \tfrac12 \lVert r(\theta) \rVert^2` for a residual
+vector ``r`` with Jacobian ``J``, gradient ``g = Jᵀr``. Each step solves
+
+- ``gauss-newton``:        (JᵀJ) δ = Jᵀr,
+- ``levenberg``:           (JᵀJ + λ I) δ = Jᵀr,
+- ``levenberg-marquardt``: (JᵀJ + λ D²) δ = Jᵀr, D² = diag(JᵀJ) (its running
+  maximum over the iterations, as MINPACK does, so the scaling never shrinks),
+
+and moves θ ← θ − ε δ. The damped systems are solved as the least-squares
+problem ``min ‖[J; √λ D] δ − [r; 0]‖`` by QR of the stacked matrix — the same
+solution as the normal equations, without squaring J's condition number (NIST's
+Lanczos, Thurber and MGH10 need that accuracy). When there are fewer residuals
+than parameters (m < n) the solve happens in the m x m space instead:
+``δ = D⁻²Jᵀ y`` with ``(J D⁻² Jᵀ + λ I) y = r``. No inverse is ever formed.
+
+λ follows Nielsen's rule (trust-region logic): with the gain ratio
+ρ = (actual decrease of F) / (decrease predicted by the linear model), a step
+with ρ > 10⁻⁴ is accepted and λ ← λ·max(1/3, 1 − (2ρ − 1)³), ν ← 2; otherwise it
+is rejected and λ ← λ·ν, ν ← 2ν. Gauss–Newton has no λ; it halves the step until
+F decreases (damped Gauss–Newton), so it is still a descent method.
+
+Why not a library: SciPy's ``least_squares`` is NumPy-only (no autograd
+Jacobian, no GPU, not a ``torch.optim`` optimizer); the PyPI
+``torch-levenberg-marquardt`` is a training loop, not a ``torch.optim``
+optimizer, and solves the normal equations by Cholesky.
+
+Example:
+    >>> import torch
+    >>> t = torch.linspace(0, 1, 20, dtype=torch.float64)
+    >>> y = 2.0 * torch.exp(-3.0 * t)
+    >>> res = least_squares(lambda b: b[0] * torch.exp(-b[1] * t) - y, torch.tensor([1.0, 1.0], dtype=torch.float64))
+    >>> [round(v, 6) for v in res.x.tolist()]
+    [2.0, 3.0]
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import types
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from ravine.errors import ClosureError, DivergenceError, RavineError, check_int, check_range, unknown_name
+from ravine.optim._jacobian import JacMode, check_jacobian_memory, flat_jacobian, params_jacobian
+from ravine.optim.registry import OptimizerInfo
+from ravine.optim.result import (STATUS_FAILED, STATUS_FTOL, STATUS_GTOL, STATUS_MAX_ITER, STATUS_XTOL,
+                                 OptimizeResult)
+
+Method = Literal["lm", "gn", "levenberg"]
+METHODS = {"lm": "levenberg-marquardt", "gn": "gauss-newton", "levenberg": "levenberg"}
+_ACCEPT = 1e-4  # minimum gain ratio ρ for a step to count as a decrease
+_LAMBDA_MIN, _LAMBDA_MAX = 1e-30, 1e30
+_MAX_HALVINGS = 40  # Gauss–Newton backtracking: 2^-40 ≈ 1e-12
+_NOISE = 64  # |Δcost| below _NOISE·eps·cost is rounding, not progress
+
+
+# ---------------------------------------------------------------- linear algebra
+
+
+def _triangular_lstsq(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """min ‖A x − b‖ for a tall A of full column rank, by reduced QR."""
+    Q, R = torch.linalg.qr(A)
+    return torch.linalg.solve_triangular(R, (Q.mT @ b).unsqueeze(1), upper=True).squeeze(1)
+
+
+def damped_step(J: torch.Tensor, r: torch.Tensor, lam: float, scale_sq: torch.Tensor) -> torch.Tensor:
+    """Solve (JᵀJ + λ D²) δ = Jᵀr for λ > 0 (D² = ``scale_sq`` > 0), without forming JᵀJ when m ≥ n.
+
+    Example:
+        >>> J = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], dtype=torch.float64)
+        >>> r = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+        >>> d = damped_step(J, r, 0.5, torch.ones(2, dtype=torch.float64))
+        >>> torch.allclose((J.T @ J + 0.5 * torch.eye(2, dtype=torch.float64)) @ d, J.T @ r)
+        True
+    """
+    m, n = J.shape
+    d = scale_sq.sqrt()
+    if m >= n:
+        A = torch.cat([J, math.sqrt(lam) * torch.diag(d)])
+        b = torch.cat([r, r.new_zeros(n)])
+        return _triangular_lstsq(A, b)
+    # Fewer residuals than parameters: push-through identity, an m x m solve.
+    K = J / d
+    G = K @ K.mT
+    G.diagonal().add_(lam)
+    L, info = torch.linalg.cholesky_ex(G)
+    if int(info) != 0:  # only when λ is negligible against ‖K‖²: fall back to the stacked QR
+        A = torch.cat([K, math.sqrt(lam) * torch.eye(n, dtype=J.dtype, device=J.device)])
+        return _triangular_lstsq(A, torch.cat([r, r.new_zeros(n)])) / d
+    y = torch.cholesky_solve(r.unsqueeze(1), L).squeeze(1)
+    return (K.mT @ y) / d
+
+
+def gauss_newton_step(J: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Solve (JᵀJ) δ = Jᵀr: QR of J (m ≥ n) or the minimum-norm δ = Jᵀ(JJᵀ)⁻¹r by Cholesky (m < n).
+
+    A rank-deficient J (singular JᵀJ) falls back to a tiny Levenberg damping
+    λ = n·eps·max diag(JᵀJ), which picks (nearly) the minimum-norm solution.
+
+    Example:
+        >>> J = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], dtype=torch.float64)
+        >>> r = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+        >>> torch.allclose(gauss_newton_step(J, r), torch.linalg.lstsq(J, r.unsqueeze(1)).solution.squeeze(1))
+        True
+    """
+    m, n = J.shape
+    eps = torch.finfo(J.dtype).eps
+    if m >= n:
+        Q, R = torch.linalg.qr(J)
+        diag = R.diagonal().abs()
+        if bool(diag.min() > n * eps * diag.max()):
+            return torch.linalg.solve_triangular(R, (Q.mT @ r).unsqueeze(1), upper=True).squeeze(1)
+    else:
+        L, info = torch.linalg.cholesky_ex(J @ J.mT)
+        if int(info) == 0:
+            y = torch.cholesky_solve(r.unsqueeze(1), L).squeeze(1)
+            if bool(torch.isfinite(y).all()):
+                return J.mT @ y
+    col_sq = (J * J).sum(0)
+    lam = max(float(col_sq.max()), 1.0) * n * eps
+    return damped_step(J, r, lam, torch.ones_like(col_sq))
+
+
+def predicted_decrease(J: torch.Tensor, g: torch.Tensor, delta: torch.Tensor) -> float:
+    """½‖r‖² − ½‖r − Jδ‖² = δ·g − ½‖Jδ‖², the decrease the linear model promises for θ − δ."""
+    Jd = J @ delta
+    return float(delta @ g - 0.5 * (Jd @ Jd))
+
+
+def nielsen_update(lam: float, nu: float, rho: float) -> tuple[float, float]:
+    """λ, ν after a step with gain ratio ρ (Nielsen 1999): shrink on success, grow geometrically on failure.
+
+    Example:
+        >>> nielsen_update(1.0, 2.0, 1.0)
+        (0.3333333333333333, 2.0)
+        >>> nielsen_update(1.0, 2.0, -1.0)
+        (2.0, 4.0)
+    """
+    if rho > _ACCEPT:
+        return min(max(lam * max(1 / 3, 1 - (2 * rho - 1) ** 3), _LAMBDA_MIN), _LAMBDA_MAX), 2.0
+    return min(lam * nu, _LAMBDA_MAX), min(nu * 2, 2.0**60)
+
+
+def gradient_cosine(J: torch.Tensor, r: torch.Tensor, g: torch.Tensor) -> float:
+    """max_j |g_j| / (‖J_j‖ ‖r‖): the largest cosine between r and a column of J (MINPACK's gtol test)."""
+    r_norm = float(r.norm())
+    if r_norm == 0.0:
+        return 0.0
+    col = J.norm(dim=0)
+    ok = col > 0
+    if not bool(ok.any()):
+        return 0.0
+    return float((g[ok].abs() / (col[ok] * r_norm)).max())
+
+
+# ---------------------------------------------------------------- the functional solver
+
+
+@dataclass
+class _Tolerances:
+    ftol: float
+    xtol: float
+    gtol: float
+    max_nfev: int
+
+
+def _finite(r: torch.Tensor) -> bool:
+    return bool(torch.isfinite(r).all())
+
+
+def _check_residual(r: Any, m: int | None, where: str) -> torch.Tensor:
+    if not isinstance(r, torch.Tensor):
+        raise ClosureError(f"{where} must return a tensor of residuals, got {type(r).__name__}")
+    r = r.reshape(-1)
+    if m is not None and r.numel() != m:
+        raise ClosureError(f"{where} returned {r.numel()} residuals, earlier {m}; the residual vector must keep "
+                           "its shape")
+    return r
+
+
+def _resolve_method(method: str) -> str:
+    key = {"levenberg-marquardt": "lm", "gauss-newton": "gn"}.get(method, method)
+    if key not in METHODS:
+        raise unknown_name("least-squares method", method, METHODS)
+    return key
+
+
+def _exact_or_user_jac(residual_fn: Callable, jac: Callable | None, jac_mode: JacMode, m: int):
+    if jac is None:
+        return lambda x: flat_jacobian(residual_fn, x, m=m, mode=jac_mode)[1]
+
+    def user(x: torch.Tensor) -> torch.Tensor:
+        J = torch.as_tensor(jac(x), dtype=x.dtype, device=x.device)
+        if J.shape != (m, x.numel()):
+            raise ClosureError(f"jac returned shape {tuple(J.shape)}; expected ({m}, {x.numel()})")
+        return J
+
+    return user
+
+
+def least_squares(
+    residual_fn: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor | Iterable[float],
+    method: str = "lm",
+    jac: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    *,
+    ftol: float = 1e-10,
+    xtol: float = 1e-10,
+    gtol: float = 1e-10,
+    max_nfev: int | None = None,
+    lambda0: float = 1e-3,
+    jac_mode: JacMode = "auto",
+    memory_budget: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> OptimizeResult:
+    r"""Minimize ½‖r(x)‖² by Gauss–Newton, Levenberg or Levenberg–Marquardt.
+
+    Step rule (see the module docstring): solve (JᵀJ + λ D²) δ = Jᵀr and try
+    x − δ; D² = running max of diag(JᵀJ) for ``"lm"``, I for ``"levenberg"``,
+    λ = 0 with step halving for ``"gn"``.
+
+    Stopping (the first test met wins; MINPACK's / SciPy's definitions):
+
+    - ``gtol`` (status 1): max_j |(Jᵀr)_j| / (‖J_j‖·‖r‖) ≤ gtol — the residual is
+      (nearly) orthogonal to every column of J; also when r = 0.
+    - ``ftol`` (status 2): the actual and the predicted relative decrease of the
+      cost in the last step are both ≤ ftol.
+    - ``xtol`` (status 3): the last (tried) step is small, ‖Dδ‖ ≤ xtol·(‖Dx‖ + xtol).
+    - ``max_nfev`` (status 0, ``success=False``): residual evaluations exhausted
+      (default 100·n·max(1, n)... at least 1000).
+
+    Args:
+        residual_fn: maps a 1-D tensor x (n,) to residuals (any shape, flattened to m).
+        x0: the starting point; a list or array becomes float64.
+        method: ``"lm"`` (Levenberg–Marquardt), ``"gn"`` (Gauss–Newton) or ``"levenberg"``.
+        jac: optional ``jac(x) -> (m, n)`` Jacobian; default: exact, by ``torch.func``.
+        ftol, xtol, gtol: relative tolerances above (0 disables one; not all three).
+        max_nfev: cap on residual evaluations (Jacobian evaluations count in ``njev``).
+        lambda0: initial damping λ (relative to max diag(JᵀJ) for ``"levenberg"``).
+        jac_mode: ``"auto"``, ``"forward"`` or ``"reverse"`` automatic differentiation.
+        memory_budget: bytes allowed for J (default: half the free memory).
+        seed: unused (the solver is deterministic); accepted for the house convention.
+        device: move x0 here (default: x0's device).
+
+    Returns:
+        OptimizeResult with ``x``, ``cost`` = ½‖r‖², ``fun`` = r, ``jac`` = J,
+        ``grad_norm`` = ‖Jᵀr‖∞, ``nit`` (accepted steps), ``nfev``, ``njev``,
+        ``success``, ``status``, ``message`` and ``extra["lambda"]``.
+
+    Raises:
+        DivergenceError: r(x0) or J(x0) is not finite.
+        ClosureError: the residual changes shape or ``jac`` has the wrong shape.
+        RavineError: J would not fit in ``memory_budget``.
+    """
+    del seed
+    key = _resolve_method(method)
+    x = torch.as_tensor(x0).detach().clone()
+    if not x.is_floating_point():
+        x = x.to(torch.float64)
+    x = x.reshape(-1).to(device) if device is not None else x.reshape(-1)
+    n = x.numel()
+    if max_nfev is None:
+        max_nfev = max(1000, 100 * n * n)
+    tol = _Tolerances(check_range("ftol", ftol, 0.0), check_range("xtol", xtol, 0.0),
+                      check_range("gtol", gtol, 0.0), check_int("max_nfev", max_nfev, 1))
+    if tol.ftol == tol.xtol == tol.gtol == 0.0:
+        raise RavineError("Invalid ftol, xtol, gtol: all 0 (allowed: at least one > 0)")
+    check_range("lambda0", lambda0, 0.0, low_inclusive=False)
+    with torch.no_grad():
+        r = _check_residual(residual_fn(x), None, "residual_fn")
+    if r.dtype != x.dtype:
+        raise ClosureError(f"residual_fn returned {r.dtype} for x of {x.dtype}; use one dtype")
+    if not _finite(r):
+        raise DivergenceError("residuals at x0 are not finite (nan or inf); check the model and x0")
+    check_jacobian_memory(r.numel(), n, x.dtype, x.device, memory_budget)
+    jac_fn = _exact_or_user_jac(residual_fn, jac, jac_mode, r.numel())
+    return _solve(residual_fn, jac_fn, x, r, key, tol, lambda0)
+
+
+@dataclass
+class Damping:
+    """The step rule's state: method key, λ, ν, the GN step fraction t and D² (shared by solver and optimizers).
+
+    Example:
+        >>> J = torch.eye(2, dtype=torch.float64); r = torch.ones(2, dtype=torch.float64)
+        >>> damp = Damping.start("lm", J, 1e-3)
+        >>> [round(v, 9) for v in damp.propose(J, r).tolist()]  # (1 + 1e-3) δ = r
+        [0.999000999, 0.999000999]
+    """
+
+    key: str
+    lam: float
+    nu: float
+    t: float
+    scale_sq: torch.Tensor
+    gn_step: torch.Tensor | None = None
+
+    @classmethod
+    def start(cls, key: str, J: torch.Tensor, lambda0: float) -> Damping:
+        """λ0 for LM (D² = diag(JᵀJ), zero columns → 1), λ0·max diag(JᵀJ) for Levenberg (D = I)."""
+        col_sq = (J * J).sum(0)
+        if key == "lm":
+            scale_sq = torch.where(col_sq > 0, col_sq, torch.ones_like(col_sq))
+            lam = lambda0
+        else:
+            scale_sq = torch.ones_like(col_sq)
+            lam = lambda0 * max(float(col_sq.max()), torch.finfo(J.dtype).tiny)
+        return cls(key=key, lam=lam if key != "gn" else 0.0, nu=2.0, t=1.0, scale_sq=scale_sq)
+
+    def propose(self, J: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """The step δ (θ ← θ − δ) for the current λ (or step fraction t for Gauss–Newton)."""
+        if self.key == "gn":
+            if self.gn_step is None:
+                self.gn_step = gauss_newton_step(J, r)
+            return self.t * self.gn_step
+        return damped_step(J, r, self.lam, self.scale_sq)
+
+    def update(self, rho: float, J_new: torch.Tensor | None) -> None:
+        """After a trial with gain ratio ρ; ``J_new`` is the Jacobian at the accepted point (None if rejected)."""
+        if self.key == "gn":
+            self.t, self.gn_step = (1.0, None) if rho > _ACCEPT else (self.t * 0.5, self.gn_step)
+            return
+        self.lam, self.nu = nielsen_update(self.lam, self.nu, rho)
+        if J_new is not None and self.key == "lm":
+            self.scale_sq = torch.maximum(self.scale_sq, (J_new * J_new).sum(0))
+
+    def exhausted(self) -> bool:
+        """Gauss–Newton halved the step past 2^-40 without a decrease."""
+        return self.key == "gn" and self.t < 2.0**-_MAX_HALVINGS
+
+
+def _converged_before_trial(delta: torch.Tensor, x: torch.Tensor, pred: float, cost: float,
+                            damp: Damping, tol: _Tolerances) -> tuple[int, str] | None:
+    # Stop without spending an evaluation when the step or the promised decrease is negligible.
+    d = damp.scale_sq.sqrt()
+    if float((d * delta).norm()) <= tol.xtol * (float((d * x).norm()) + tol.xtol) or damp.exhausted():
+        return STATUS_XTOL, "xtol: relative step size below xtol"
+    if pred <= tol.ftol * cost:
+        return STATUS_FTOL, "ftol: predicted relative decrease of the cost below ftol"
+    return None
+
+
+def _converged_after_trial(actual: float, pred: float, rho: float, cost: float, tol: _Tolerances,
+                           eps: float) -> tuple[int, str] | None:
+    if abs(actual) <= tol.ftol * cost and pred <= tol.ftol * cost and rho <= 2:
+        return STATUS_FTOL, "ftol: relative decrease of the cost below ftol"
+    if rho <= _ACCEPT and abs(actual) <= _NOISE * eps * cost:
+        return STATUS_FTOL, "ftol: the cost changes only at rounding level"
+    return None
+
+
+def _solve(residual_fn: Callable, jac_fn: Callable, x: torch.Tensor, r: torch.Tensor, key: str,
+           tol: _Tolerances, lambda0: float) -> OptimizeResult:
+    m, eps = r.numel(), torch.finfo(x.dtype).eps
+    J = jac_fn(x)
+    if not _finite(J):
+        raise DivergenceError("Jacobian at x0 is not finite (nan or inf); check the model and x0")
+    nfev, njev, nit = 1, 1, 0
+    cost = 0.5 * float(r @ r)
+    damp = Damping.start(key, J, lambda0)
+    status, message = STATUS_MAX_ITER, "max_nfev residual evaluations reached"
+    while True:
+        g = J.mT @ r
+        if gradient_cosine(J, r, g) <= tol.gtol:
+            status, message = STATUS_GTOL, "gtol: residual orthogonal to the columns of J"
+            break
+        if nfev >= tol.max_nfev:
+            break
+        delta = damp.propose(J, r)
+        pred = predicted_decrease(J, g, delta)
+        stop = _converged_before_trial(delta, x, pred, cost, damp, tol)
+        if stop is not None:
+            status, message = stop
+            break
+        with torch.no_grad():
+            r_new = _check_residual(residual_fn(x - delta), m, "residual_fn")
+        nfev += 1
+        actual = cost - (0.5 * float(r_new @ r_new) if _finite(r_new) else math.inf)
+        rho = actual / pred
+        stop = _converged_after_trial(actual, pred, rho, cost, tol, eps)
+        if rho > _ACCEPT:
+            x, r, cost = x - delta, r_new, cost - actual
+            J = jac_fn(x)
+            njev, nit = njev + 1, nit + 1
+            if not _finite(J):
+                raise DivergenceError(f"Jacobian became non-finite (nan or inf) at iteration {nit}")
+        damp.update(rho, J if rho > _ACCEPT else None)
+        if stop is not None:
+            status, message = stop
+            break
+    g = J.mT @ r
+    return OptimizeResult(x=x, cost=cost, grad_norm=float(g.abs().max()), nit=nit, nfev=nfev, njev=njev,
+                          success=status > 0, status=status, message=message, fun=r, jac=J,
+                          extra={"lambda": damp.lam, "method": METHODS[key]})
+
+
+# ---------------------------------------------------------------- torch.optim optimizers
+
+
+def _flat(params: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in params])
+
+
+def _assign(params: list[torch.Tensor], flat: torch.Tensor) -> None:
+    with torch.no_grad():
+        offset = 0
+        for p in params:
+            p.copy_(flat[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+
+class _LeastSquaresOptimizer(torch.optim.Optimizer):
+    """Shared ``step`` of the three least-squares optimizers (see the module docstring).
+
+    One ``step(closure)`` takes the Jacobian at the current parameters, then
+    tries damped steps until the loss ½‖r‖² falls (at most ``max_tries`` trials;
+    λ grows after each failure). The solve is joint over all parameter groups;
+    each group's ``lr`` (ε) scales its part of δ; λ settings come from the
+    first group. λ, ν, D² and the counters live in ``state`` (``state_dict``
+    round-trips them).
+    """
+
+    _key = "lm"
+
+    def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict], lr: float = 1.0, lambda0: float = 1e-3,
+                 max_tries: int = 10, jac_mode: JacMode = "auto", memory_budget: int | None = None) -> None:
+        check_range("lr", lr, 0.0, low_inclusive=False)
+        check_range("lambda0", lambda0, 0.0, low_inclusive=False)
+        check_int("max_tries", max_tries, 1)
+        if jac_mode not in ("auto", "forward", "reverse"):
+            raise RavineError(f"Invalid jac_mode: {jac_mode!r} (allowed: auto, forward, reverse)")
+        defaults = {"lr": lr, "lambda0": lambda0, "max_tries": max_tries, "jac_mode": jac_mode,
+                    "memory_budget": memory_budget}
+        super().__init__(params, defaults)
+
+    def _params(self) -> list[torch.Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def _lr_vector(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.full((p.numel(),), float(group["lr"]), dtype=like.dtype, device=like.device)
+                          for group in self.param_groups for p in group["params"]])
+
+    def _damping(self, params: list[torch.Tensor], J: torch.Tensor) -> Damping:
+        state = self.state[params[0]]
+        if "lambda" not in state:
+            return Damping.start(self._key, J, float(self.param_groups[0]["lambda0"]))
+        scale_sq = torch.cat([self.state[p]["scale_sq"].reshape(-1) for p in params]).to(J)
+        return Damping(self._key, float(state["lambda"]), float(state["nu"]), 1.0, scale_sq)
+
+    def _save(self, params: list[torch.Tensor], damp: Damping, **counters: Any) -> None:
+        state = self.state[params[0]]
+        state["lambda"], state["nu"] = damp.lam, damp.nu
+        for key, value in counters.items():
+            state[key] = state.get(key, 0) + value
+        offset = 0
+        for p in params:
+            self.state[p]["scale_sq"] = damp.scale_sq[offset:offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
+
+    def _residuals(self, closure: Callable[[], torch.Tensor], m: int, where: str) -> torch.Tensor:
+        with torch.no_grad():
+            return _check_residual(closure(), m, where)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:  # type: ignore[override]
+        """One accepted step (or ``max_tries`` rejected trials); returns the loss ½‖r‖² before the step.
+
+        Raises:
+            ClosureError: no closure, a non-tensor result, or a change in the number of residuals.
+            DivergenceError: the residuals or the Jacobian at the current parameters are not finite.
+        """
+        if closure is None:
+            raise ClosureError(f"{type(self).__name__}.step needs a closure that returns the residual vector r(θ)")
+        params = self._params()
+        group = self.param_groups[0]
+        first = self.state[params[0]]
+        if "m" not in first:  # learn m with one plain evaluation, then check that J fits
+            r0 = self._residuals(closure, None, "the closure")
+            check_jacobian_memory(r0.numel(), sum(p.numel() for p in params), params[0].dtype, params[0].device,
+                                  group["memory_budget"])
+            first["m"] = r0.numel()
+        m = int(first["m"])
+        with torch.enable_grad():
+            r, J = params_jacobian(closure, params, m=m, mode=group["jac_mode"])
+        if r.numel() != m:
+            raise ClosureError(f"the closure returned {r.numel()} residuals, earlier {m}; the residual vector must "
+                               "keep its shape (use drop_last=True for mini-batches)")
+        step = int(first.get("step", 0))
+        if not (_finite(r) and _finite(J)):
+            raise DivergenceError(f"residuals or Jacobian are not finite (nan or inf) at step {step}; "
+                                  "lower lr or check the model")
+        x, g, cost = _flat(params), J.mT @ r, 0.5 * float(r @ r)
+        damp, lr = self._damping(params, J), self._lr_vector(x)
+        nfev = 0
+        for _ in range(int(group["max_tries"])):
+            delta = lr * damp.propose(J, r)
+            pred = predicted_decrease(J, g, delta)
+            if pred <= 0:  # g = 0: nothing to gain
+                break
+            _assign(params, x - delta)
+            r_new = self._residuals(closure, m, "the closure")
+            nfev += 1
+            actual = cost - (0.5 * float(r_new @ r_new) if _finite(r_new) else math.inf)
+            rho = actual / pred
+            damp.update(rho, None)
+            if rho > _ACCEPT:
+                break
+            _assign(params, x)
+        self._save(params, damp, step=1, nfev=nfev + 1, njev=1)
+        return torch.tensor(cost, dtype=x.dtype, device=x.device)
+
+
+class GaussNewton(_LeastSquaresOptimizer):
+    r"""Gauss–Newton: solve (JᵀJ) δ = Jᵀr (QR, or the m x m system when m < n); θ ← θ − ε δ.
+
+    A step that does not lower ½‖r‖² is halved (at most ``max_tries`` times).
+    ``lambda0`` is accepted for a uniform interface and unused.
+
+    Example:
+        >>> w = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+        >>> A = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]], dtype=torch.float64)
+        >>> b = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+        >>> opt = GaussNewton([w])
+        >>> _ = opt.step(lambda: A @ w - b)
+        >>> torch.allclose(w.detach(), torch.linalg.lstsq(A, b.unsqueeze(1)).solution.squeeze(1))
+        True
+    """
+
+    _key = "gn"
+
+
+class Levenberg(_LeastSquaresOptimizer):
+    r"""Levenberg: solve (JᵀJ + λ I) δ = Jᵀr, λ0 = ``lambda0``·max diag(JᵀJ), adapted by Nielsen's rule."""
+
+    _key = "levenberg"
+
+
+class LevenbergMarquardt(_LeastSquaresOptimizer):
+    r"""Levenberg–Marquardt: solve (JᵀJ + λ D²) δ = Jᵀr, D² = running max of diag(JᵀJ); θ ← θ − ε δ.
+
+    λ falls after a step that lowers ½‖r‖² and rises after one that does not
+    (Nielsen's rule, see the module docstring).
+
+    Example:
+        >>> t = torch.linspace(0, 1, 20, dtype=torch.float64)
+        >>> b = torch.nn.Parameter(torch.tensor([1.0, 1.0], dtype=torch.float64))
+        >>> opt = LevenbergMarquardt([b])
+        >>> for _ in range(30):
+        ...     _ = opt.step(lambda: b[0] * torch.exp(-b[1] * t) - 2.0 * torch.exp(-3.0 * t))
+        >>> [round(v, 4) for v in b.tolist()]
+        [2.0, 3.0]
+    """
+
+    _key = "lm"
+
+
+_DEFAULTS = {"lr": 1.0, "lambda0": 1e-3, "max_tries": 10, "jac_mode": "auto", "memory_budget": None}
+
+OPTIMIZERS = [
+    OptimizerInfo(
+        name="gauss-newton", factory=GaussNewton, formula="(JᵀJ) δ = Jᵀr;  θ ← θ − ε δ",
+        defaults=dict(_DEFAULTS), closure="residual", aliases=("gn",), train_lr=1.0, full_batch=True,
+    ),
+    OptimizerInfo(
+        name="levenberg", factory=Levenberg, formula="(JᵀJ + λ I) δ = Jᵀr;  θ ← θ − ε δ;  λ adapted",
+        defaults=dict(_DEFAULTS), closure="residual", train_lr=1.0, full_batch=True,
+    ),
+    OptimizerInfo(
+        name="levenberg-marquardt", factory=LevenbergMarquardt,
+        formula="(JᵀJ + λ diag(JᵀJ)) δ = Jᵀr;  θ ← θ − ε δ;  λ ↓ on success, ↑ on failure",
+        defaults=dict(_DEFAULTS), closure="residual", aliases=("lm",), train_lr=1.0, full_batch=True,
+    ),
+]
+
+
+class _CallableModule(types.ModuleType):
+    """Let ``ravine.optim.least_squares(...)`` call the function even after this module was imported.
+
+    Importing ``ravine.optim.least_squares`` (the registry does) binds the
+    *module* to that attribute of ``ravine.optim``, shadowing the lazily
+    exported function of the same name; a callable module keeps both working.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> OptimizeResult:
+        return least_squares(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,692 @@
+"""The training loop: :func:`fit` trains one problem with one optimizer and records everything.
+
+Minibatches are drawn from in-memory tensors with a seeded shuffle each epoch
+(``torch.utils.data.DataLoader`` was considered: for data sets that fit in
+memory its per-batch collation costs more than the step of a small network,
+and it hides the shuffle order that a bit-identical resume must restore).
+The optimizer's step is driven the way its registry entry asks (see
+``ravine.optim.registry``): plain ``backward(); step()``, or a closure that
+returns the loss, the loss graph, or the residual vector.
+
+Example:
+    >>> import torch
+    >>> from ravine.train import fit, make_instance
+    >>> g = torch.Generator().manual_seed(0)
+    >>> X, y = torch.randn(64, 3, generator=g), torch.randn(64, 1, generator=g)
+    >>> inst = make_instance(torch.nn.Linear(3, 1), (X, y, X, y, X, y), torch.nn.functional.mse_loss)
+    >>> result = fit(inst, torch.optim.SGD(inst.model.parameters(), lr=0.1), epochs=2, batch_size=16)
+    >>> result.history["status"], len(result.history["iteration"]["loss"])
+    ('ok', 8)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ravine.errors import CheckpointError, ClosureError, ConfigError, DivergenceError, check_int, check_range
+from ravine.problems import ProblemInstance, Splits
+from ravine.train import distributed as ddp
+from ravine.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ravine.train.metrics import MetricsWriter
+from ravine.utils import resolve_device
+
+CLOSURE_KINDS = ("none", "loss", "graph", "residual")
+# Keys of the run config a resumed run must share with its checkpoint (epochs may grow).
+_RESUME_KEYS = ("optimizer", "lr", "hyper", "schedule", "batch_size", "seed", "closure", "ema")
+_EVAL_CHUNK = 4096  # rows per forward pass when evaluating a whole split
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        history: the training history (format in ``empty_history``).
+        model: the trained model (the plain module, never the DDP wrapper).
+        optimizer: the optimizer, in its final state.
+        final_params: detached copies of the final parameters, by name.
+        schedules: the schedules driven during training (possibly empty).
+        out_dir: the run folder, when files were written.
+    """
+
+    history: dict[str, Any]
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    final_params: dict[str, torch.Tensor]
+    schedules: list[Any] = field(default_factory=list)
+    out_dir: Path | None = None
+
+    @property
+    def status(self) -> str:
+        """``"ok"`` or ``"diverged"``."""
+        return self.history["status"]
+
+
+@dataclass
+class TrainState:
+    """What a :class:`Callback` sees; set ``stop = True`` to end training after this epoch."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    history: dict[str, Any]
+    epoch: int
+    iteration: int
+    loss: float = math.nan
+    stop: bool = False
+
+
+class Callback:
+    """Hooks into :func:`fit`; override the ones you need.
+
+    ``on_iteration_end`` is only called for callbacks that override it, so the
+    others add no per-iteration cost.
+    """
+
+    def on_fit_start(self, state: TrainState) -> None:
+        """Before the first epoch (after a resume has restored the state)."""
+
+    def on_iteration_end(self, state: TrainState) -> None:
+        """After every optimizer step."""
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        """After each epoch's evaluation, schedule step and checkpoint."""
+
+    def on_fit_end(self, state: TrainState) -> None:
+        """After the final test evaluation (or the divergence)."""
+
+
+ProgressFn = Callable[[int, int, dict[str, Any]], None]
+
+
+def empty_history(metric_name: str, higher_is_better: bool) -> dict[str, Any]:
+    """A history dict with no rows yet (the format ``ravine compare`` and the report read).
+
+    ``iteration`` rows: step (1-based count), epoch (fractional, at the end of
+    the step), loss (the minibatch loss before the step), loss_ema, lr, momentum
+    (``momentum`` of the param group, else ``betas[0]``, else None). ``epoch``
+    rows: epoch 0 is the evaluation before training; train_* are measured in
+    eval mode on the whole training split; lr is the rate used during the epoch.
+    ``eval`` rows are the extra validations of ``eval_every``.
+    """
+    return {
+        "iteration": {"step": [], "epoch": [], "loss": [], "loss_ema": [], "lr": [], "momentum": []},
+        "epoch": {"epoch": [], "iteration": [], "time": [], "train_loss": [], "train_metric": [],
+                  "val_loss": [], "val_metric": [], "lr": []},
+        "eval": {"step": [], "epoch": [], "val_loss": [], "val_metric": []},
+        "test": None, "status": "ok", "message": "", "wall_time": 0.0,
+        "metric_name": metric_name, "higher_is_better": higher_is_better,
+    }
+
+
+def make_instance(model: nn.Module, data: Splits | Sequence[torch.Tensor],
+                  loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *,
+                  metric_fn: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
+                  metric_name: str = "loss", higher_is_better: bool = False,
+                  residual_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                  reference_error: float = 0.0, target: float = math.nan) -> ProblemInstance:
+    """Wrap your own model and data as a :class:`ravine.problems.ProblemInstance`.
+
+    Args:
+        model: the network.
+        data: a ``Splits`` or ``(X_train, y_train, X_val, y_val, X_test, y_test)``.
+        loss_fn: ``loss_fn(outputs, y)``, the batch mean.
+        metric_fn: defaults to the loss itself (lower is better).
+
+    Example:
+        >>> X = torch.randn(8, 2); y = torch.randn(8, 1)
+        >>> inst = make_instance(torch.nn.Linear(2, 1), (X, y) * 3, torch.nn.functional.mse_loss)
+        >>> inst.metric_name
+        'loss'
+    """
+    splits = data if isinstance(data, Splits) else Splits(*data)
+    if metric_fn is None:
+        def metric_fn(out: torch.Tensor, y: torch.Tensor) -> float:
+            return float(loss_fn(out, y))
+    metric = metric_fn
+
+    def error_fn(out: torch.Tensor, y: torch.Tensor) -> float:
+        value = metric(out, y)
+        return 1.0 - value if higher_is_better else value
+
+    return ProblemInstance(splits, model, loss_fn, residual_fn, metric, metric_name, higher_is_better,
+                           error_fn, reference_error, target)
+
+
+def fit(problem: ProblemInstance | str | tuple | dict,
+        optimizer: str | torch.optim.Optimizer | Callable[..., Any] = "adam", *,
+        epochs: int | None = None, batch_size: int | None | str = "auto", lr: float | None = None,
+        hyper: dict[str, Any] | None = None, schedule: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
+        seed: int = 0, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+        ema: float = 0.9, eval_every: int | None = None, out_dir: str | Path | None = None,
+        resume: bool = False, callbacks: Sequence[Callback] = (), progress: ProgressFn | None = None,
+        divergence_factor: float = 1e6, raise_on_divergence: bool = False, closure: str | None = None,
+        problem_options: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
+        tensorboard: bool = True) -> FitResult:
+    """Train ``problem`` with ``optimizer`` and record the history.
+
+    Per iteration: the minibatch loss ℓ_t (before the step), its EMA
+    ``m_t = s·m_{t−1} + (1−s)·ℓ_t`` (``m_1 = ℓ_1``, s = ``ema``), lr and momentum.
+    Per epoch: train and validation loss and metric (eval mode, no grad). At the
+    end: test loss and metric (the test split is touched only there). Training
+    stops at once when ℓ_t is NaN / inf or ℓ_t > ``divergence_factor``·ℓ_1: the
+    history gets status ``"diverged"`` and a message with the step and value,
+    and the last good checkpoint is kept.
+
+    Args:
+        problem: a ``ProblemInstance``, a problem name (``ravine.problems.names()``),
+            or parts: ``(model, data, loss_fn)`` or a dict of :func:`make_instance` arguments.
+        optimizer: a registry name (``ravine.optim.names()``), an optimizer
+            instance over the problem's model, or a factory ``f(params)``.
+        epochs: passes over the training split (default: the named problem's, else 10).
+        batch_size: minibatch size; None for full batch; "auto" for the problem's
+            default (64 for an instance).
+        lr: learning rate ε (default: the problem's lr for this optimizer, else
+            the registry's ``train_lr``); for an optimizer object it overrides
+            every param group's lr when given.
+        hyper: other optimizer hyperparameters (``momentum``, ``betas``, ...).
+        schedule: ``{"name": "step", "every": 10}`` or a list of such tables.
+        seed: drives the shuffle, dropout, and the build of a named problem.
+        device: where to train (default: where the model is; "auto" for a name).
+        ema: smoothing s of ``loss_ema`` in [0, 1).
+        eval_every: also validate every this many iterations.
+        out_dir: when set, write checkpoints and metric files there.
+        resume: continue from ``out_dir``'s checkpoint (bit-identical to an
+            uninterrupted run on the same device).
+        callbacks: :class:`Callback` objects.
+        progress: ``progress(done_iterations, total_iterations, info)``, called
+            at the start and after every epoch (e.g. to drive a Rich bar).
+        divergence_factor: the blow-up ratio that counts as divergence.
+        raise_on_divergence: raise ``DivergenceError`` (after writing files).
+        closure: the closure kind for an optimizer instance (default: "loss"
+            for ``torch.optim.LBFGS``, else "none").
+        problem_options: options for building a named problem.
+        config: extra settings stored in the checkpoint (e.g. the config file).
+        tensorboard: also write TensorBoard scalars when available.
+
+    Example:
+        >>> result = fit("digits-mlp", "adam", epochs=2, seed=0)  # doctest: +SKIP
+        >>> result.history["epoch"]["val_metric"]  # doctest: +SKIP
+    """
+    trainer = _Trainer(problem, optimizer, epochs=epochs, batch_size=batch_size, lr=lr, hyper=hyper or {},
+                       schedule=schedule, seed=seed, device=device, dtype=dtype, ema=ema, eval_every=eval_every,
+                       out_dir=out_dir, callbacks=callbacks, progress=progress,
+                       divergence_factor=divergence_factor, closure=closure,
+                       problem_options=problem_options or {}, config=config or {}, tensorboard=tensorboard)
+    result = trainer.run(resume)
+    if raise_on_divergence and result.history["status"] == "diverged":
+        raise DivergenceError(result.history["message"])
+    return result
+
+
+def _resolve_problem(problem: Any, seed: int, device: Any, dtype: Any,
+                     options: dict[str, Any]) -> tuple[ProblemInstance, Any]:
+    """The instance to train, and the named ``Problem`` recipe (None for an instance)."""
+    if isinstance(problem, dict):  # parts: make_instance's arguments by name
+        problem = make_instance(**problem)
+    elif isinstance(problem, tuple | list):  # parts: (model, data, loss_fn[, ...])
+        problem = make_instance(*problem)
+    if isinstance(problem, ProblemInstance):
+        if options:
+            raise ConfigError("problem_options only apply to a problem given by name")
+        return problem, None
+    if isinstance(problem, str):
+        from ravine import problems
+
+        recipe = problems.get(problem)
+        inst = recipe.build(seed=seed, device=resolve_device(device or "auto"),
+                            dtype=dtype or torch.float32, **options)
+        return inst, recipe
+    raise ConfigError(f"Invalid problem: {type(problem).__name__} (allowed: a problem name or a ProblemInstance)")
+
+
+def _to_device(inst: ProblemInstance, device: torch.device) -> Splits:
+    d = inst.data
+    moved = [t.to(device) for t in (d.X_train, d.y_train, d.X_val, d.y_val, d.X_test, d.y_test)]
+    inst.model.to(device)
+    return Splits(*moved, feature_names=d.feature_names)
+
+
+def _make_optimizer(optimizer: Any, model: nn.Module, lr: float | None, hyper: dict[str, Any],
+                    recipe: Any, closure: str | None) -> tuple[torch.optim.Optimizer, str, str, float]:
+    """Create the optimizer; returns (optimizer, name, closure kind, lr)."""
+    if isinstance(optimizer, str):
+        from ravine import optim
+
+        entry = optim.info(optimizer)
+        if lr is None:
+            lr = recipe.default_lr(entry.name) if recipe is not None else entry.train_lr
+        if lr is None:
+            lr = entry.defaults.get("lr")
+        kwargs = {**hyper, **({"lr": lr} if lr is not None else {})}
+        opt = optim.create(entry.name, model.parameters(), **kwargs)
+        return opt, entry.name, closure or entry.closure, float(opt.param_groups[0]["lr"])
+    if hyper:
+        raise ConfigError(f"Invalid hyper: {sorted(hyper)} (allowed: only with an optimizer given by name; "
+                          "set them on the optimizer object instead)")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        if not callable(optimizer):
+            raise ConfigError(f"Invalid optimizer: {optimizer!r} (allowed: a name, an Optimizer or a factory)")
+        optimizer = optimizer(model.parameters())
+    if lr is not None:  # an explicit lr overrides the object's, in every param group
+        for group in optimizer.param_groups:
+            group["lr"] = check_range("lr", lr, 0.0, low_inclusive=False, error=ConfigError)
+    if closure is None:
+        closure = "loss" if isinstance(optimizer, torch.optim.LBFGS) else getattr(optimizer, "closure_kind", "none")
+    if closure not in CLOSURE_KINDS:
+        raise ConfigError(f"Invalid closure: {closure!r} (allowed: {', '.join(CLOSURE_KINDS)})")
+    return optimizer, type(optimizer).__name__, closure, float(optimizer.param_groups[0]["lr"])
+
+
+def _make_schedules(schedule: Any, optimizer: torch.optim.Optimizer) -> list[tuple[Any, Any]]:
+    """[(scheduler, ScheduleInfo)] from one ``{"name": ..., **hyper}`` table or a list of them."""
+    if schedule is None:
+        return []
+    from ravine import schedules
+
+    tables = [schedule] if isinstance(schedule, dict) else list(schedule)
+    out = []
+    for table in tables:
+        if not isinstance(table, dict) or "name" not in table:
+            raise ConfigError(f"Invalid schedule: {table!r} (allowed: a table with 'name' and its hyperparameters)")
+        hyper = {k: v for k, v in table.items() if k != "name"}
+        out.append((schedules.create(table["name"], optimizer, **hyper), schedules.info(table["name"])))
+    return out
+
+
+def _evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, inst: ProblemInstance,
+              want_error: bool = False) -> tuple[float, float, float]:
+    """(loss, metric, error) of ``model`` on a whole split, in eval mode and without grad."""
+    if len(X) == 0:
+        return math.nan, math.nan, math.nan
+    was_training = model.training
+    model.eval()  # dropout off, batch norm uses its running statistics
+    try:
+        with torch.no_grad():
+            if len(X) <= _EVAL_CHUNK:
+                out = model(X)
+            else:
+                out = torch.cat([model(X[i:i + _EVAL_CHUNK]) for i in range(0, len(X), _EVAL_CHUNK)])
+            loss = float(inst.loss_fn(out, y))
+            metric = float(inst.metric_fn(out, y))
+            error = float(inst.error_fn(out, y)) if want_error else math.nan
+    finally:
+        model.train(was_training)
+    return loss, metric, error
+
+
+def _momentum(group: dict[str, Any]) -> float | None:
+    if "momentum" in group:
+        return float(group["momentum"])
+    if "betas" in group:
+        return float(group["betas"][0])
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists etc., so a config compares equal after a save/load round trip."""
+    return json.loads(json.dumps(value, default=str))
+
+
+class _Trainer:
+    """The state of one :func:`fit` call (split up so each method fits on a screen)."""
+
+    def __init__(self, problem: Any, optimizer: Any, *, epochs: int | None, batch_size: Any, lr: float | None,
+                 hyper: dict[str, Any], schedule: Any, seed: int, device: Any, dtype: Any, ema: float,
+                 eval_every: int | None, out_dir: Any, callbacks: Sequence[Callback], progress: ProgressFn | None,
+                 divergence_factor: float, closure: str | None, problem_options: dict[str, Any],
+                 config: dict[str, Any], tensorboard: bool) -> None:
+        self.seed = check_int("seed", seed, 0, error=ConfigError)
+        self.ema = check_range("ema", ema, 0.0, 1.0, high_inclusive=False, error=ConfigError)
+        self.eval_every = None if not eval_every else check_int("eval_every", eval_every, 1, error=ConfigError)
+        self.divergence_factor = check_range("divergence_factor", divergence_factor, 1.0, error=ConfigError)
+        self.inst, recipe = _resolve_problem(problem, self.seed, device, dtype, problem_options)
+        model = self.inst.model
+        if device is None:
+            first = next(iter(model.parameters()), None)
+            device = first.device if first is not None else self.inst.data.X_train.device
+        self.device = resolve_device(device)
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        self.data = _to_device(self.inst, self.device)
+        self.model = model
+        if epochs is None:
+            epochs = recipe.epochs if recipe is not None else 10
+        self.epochs = check_int("epochs", epochs, 0, error=ConfigError)
+        self.batch_size = self._batch_size(batch_size, recipe)
+        self.optimizer, self.opt_name, self.closure_kind, self.lr = _make_optimizer(
+            optimizer, model, lr, hyper, recipe, closure)
+        if self.closure_kind == "residual" and self.inst.residual_fn is None:
+            raise ClosureError(f"optimizer {self.opt_name!r} needs residuals, but this problem has no residual_fn "
+                               "(allowed: problems with a sum-of-squares loss, e.g. loss 'mse')")
+        self.schedules = _make_schedules(schedule, self.optimizer)
+        self.rank, self.world = ddp.world()
+        self.out_dir = Path(out_dir) if out_dir is not None and self.rank == 0 else None
+        self.ckpt_path = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
+        self.callbacks, self.progress, self.tensorboard = list(callbacks), progress, tensorboard
+        self.run_config = _plain({"optimizer": self.opt_name, "lr": self.lr, "hyper": hyper, "schedule": schedule,
+                                  "batch_size": self.batch_size, "seed": self.seed, "closure": self.closure_kind,
+                                  "ema": self.ema, "epochs": self.epochs, "eval_every": self.eval_every,
+                                  "divergence_factor": self.divergence_factor, "world_size": self.world,
+                                  "user": config})
+        self.history = empty_history(self.inst.metric_name, self.inst.higher_is_better)
+
+    def _batch_size(self, batch_size: Any, recipe: Any) -> int | None:
+        n = len(self.data.X_train)
+        if batch_size == "auto":
+            batch_size = recipe.batch_size if recipe is not None else min(64, n)
+        if batch_size is None or batch_size == "full":
+            return None
+        if n == 0:
+            raise ConfigError("Invalid data: the training split is empty")
+        return check_int("batch_size", batch_size, 1, n, error=ConfigError)
+
+    # --- the run -------------------------------------------------------------------------------
+
+    def run(self, resume: bool) -> FitResult:
+        """Train (or continue) and return the result; the caller's global RNG is left as it was."""
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            # Dropout draws from the global generator: seed it per rank inside the fork.
+            torch.random.default_generator.manual_seed(self.seed + self.rank)
+            if cuda:
+                torch.cuda.default_generators[cuda[0]].manual_seed(self.seed + self.rank)
+            self.shuffle_gen = torch.Generator().manual_seed(self.seed)
+            self.epoch, self.iteration, self.ema_value, self.start_loss, time_offset = 0, 0, None, None, 0.0
+            if resume:
+                time_offset = self._restore()
+            self.train_model = self._wrap_ddp()
+            self.step_fn = self._make_step()
+            self.writer = MetricsWriter(self.out_dir, self.tensorboard) if self.out_dir is not None else None
+            self.start_time = time.perf_counter() - time_offset
+            try:
+                self._loop()
+            finally:
+                if self.writer is not None:
+                    self.writer.close()
+        params = {name: p.detach().clone() for name, p in self.model.named_parameters()}
+        return FitResult(self.history, self.model, self.optimizer, params,
+                         [s for s, _ in self.schedules], self.out_dir)
+
+    def _loop(self) -> None:
+        state = TrainState(self.model, self.optimizer, self.history, self.epoch, self.iteration)
+        if not self.history["epoch"]["epoch"]:
+            self._record_epoch(0, float(self.optimizer.param_groups[0]["lr"]))
+            self._save(0)
+        for cb in self.callbacks:
+            cb.on_fit_start(state)
+        self._report_progress()
+        for epoch in range(self.epoch + 1, self.epochs + 1):
+            lr_used = float(self.optimizer.param_groups[0]["lr"])
+            if not self._train_epoch(epoch):
+                break
+            if self._end_epoch(epoch, lr_used):
+                break
+        self._finish()
+
+    def _finish(self) -> None:
+        hist = self.history
+        if hist["status"] == "ok":
+            loss, metric, _ = _evaluate(self.model, self.data.X_test, self.data.y_test, self.inst)
+            hist["test"] = {"loss": loss, "metric": metric}
+        hist["wall_time"] = time.perf_counter() - self.start_time
+        if self.writer is not None:
+            self.writer.sync(hist)
+            if hist["test"] is not None:
+                self.writer.write_test(hist["test"])
+            from ravine.utils import write_json
+
+            write_json(self.out_dir / "history.json", hist)
+        state = TrainState(self.model, self.optimizer, hist, self.epoch, self.iteration)
+        for cb in self.callbacks:
+            cb.on_fit_end(state)
+        self._report_progress()
+
+    def _report_progress(self) -> None:
+        if self.progress is None:
+            return
+        n = len(self.data.X_train)
+        per_epoch = 1 if self.batch_size is None else math.ceil(n / self.batch_size)
+        ep = self.history["epoch"]
+        info = {"epoch": self.epoch, "epochs": self.epochs, "status": self.history["status"],
+                "loss": self.history["iteration"]["loss_ema"][-1] if self.iteration else math.nan,
+                "val_metric": ep["val_metric"][-1] if ep["val_metric"] else math.nan}
+        self.progress(self.iteration, self.epochs * per_epoch, info)
+
+    def _batches(self) -> Any:
+        """This epoch's minibatches: ``(x, y, global batch size)``; this rank's shard under DDP."""
+        X, y = self.data.X_train, self.data.y_train
+        n = len(X)
+        if self.batch_size is None:
+            order = torch.arange(n, device=self.device) if self.world > 1 else None
+        else:
+            order = torch.randperm(n, generator=self.shuffle_gen).to(self.device)
+        size = self.batch_size or n
+        for start in range(0, n, size):
+            if order is None:
+                yield X, y, n
+                continue
+            idx = order[start:start + size]
+            n_batch = len(idx)
+            if self.world > 1:
+                idx = ddp.shard(idx, self.rank, self.world)
+            yield X[idx], y[idx], n_batch
+
+    def _train_epoch(self, epoch: int) -> bool:
+        """One pass over the training split; False when training diverged."""
+        n = len(self.data.X_train)
+        batches = math.ceil(n / (self.batch_size or n))
+        rec = self.history["iteration"]
+        steps, epochs, losses, emas, lrs, moms = (rec[k] for k in ("step", "epoch", "loss", "loss_ema", "lr",
+                                                                  "momentum"))
+        per_iter = [s for s, entry in self.schedules if entry.per == "iteration"]
+        iter_callbacks = [cb for cb in self.callbacks if type(cb).on_iteration_end is not Callback.on_iteration_end]
+        group, smooth, step_fn = self.optimizer.param_groups[0], self.ema, self.step_fn
+        iteration, ema = self.iteration, self.ema_value
+        for b, (xb, yb, n_batch) in enumerate(self._batches()):
+            lr, momentum = float(group["lr"]), _momentum(group)
+            value = float(step_fn(xb, yb, n_batch))  # the one host sync per step (divergence needs it)
+            iteration += 1
+            if self.start_loss is None:
+                self.start_loss = ema = value
+            ema = smooth * ema + (1.0 - smooth) * value
+            steps.append(iteration)
+            epochs.append(epoch - 1 + (b + 1) / batches)
+            losses.append(value)
+            emas.append(ema)
+            lrs.append(lr)
+            moms.append(momentum)
+            for sched in per_iter:
+                sched.step()
+            if not math.isfinite(value) or (self.start_loss > 0 and value > self.divergence_factor * self.start_loss):
+                self.iteration, self.ema_value = iteration, ema
+                self._diverged(epoch, value)
+                return False
+            if (self.eval_every and iteration % self.eval_every == 0) or iter_callbacks:
+                self.iteration, self.ema_value = iteration, ema
+                self._iteration_hooks(epoch, epochs[-1], value, iter_callbacks)
+        self.iteration, self.ema_value = iteration, ema
+        return True
+
+    def _iteration_hooks(self, epoch: int, epoch_float: float, value: float, callbacks: list[Callback]) -> None:
+        if self.eval_every and self.iteration % self.eval_every == 0:
+            self._record_eval(epoch_float)
+        if callbacks:
+            state = TrainState(self.model, self.optimizer, self.history, epoch, self.iteration, value)
+            for cb in callbacks:
+                cb.on_iteration_end(state)
+
+    def _diverged(self, epoch: int, value: float) -> None:
+        self.history["status"] = "diverged"
+        self.history["message"] = f"diverged at epoch {epoch}, iteration {self.iteration}: loss = {value:.6g}"
+        self.epoch = epoch
+
+    def _record_eval(self, epoch: float) -> None:
+        loss, metric, _ = _evaluate(self.model, self.data.X_val, self.data.y_val, self.inst)
+        ev = self.history["eval"]
+        for key, value in (("step", self.iteration), ("epoch", epoch), ("val_loss", loss), ("val_metric", metric)):
+            ev[key].append(value)
+
+    def _record_epoch(self, epoch: int, lr_used: float) -> float:
+        """Evaluate on train and validation, append the epoch row; returns the validation error."""
+        needs_error = any(entry.needs_metric for _, entry in self.schedules)
+        train_loss, train_metric, _ = _evaluate(self.model, self.data.X_train, self.data.y_train, self.inst)
+        val_loss, val_metric, val_error = _evaluate(self.model, self.data.X_val, self.data.y_val, self.inst,
+                                                    want_error=needs_error)
+        row = {"epoch": epoch, "iteration": self.iteration, "time": time.perf_counter() - self.start_time,
+               "train_loss": train_loss, "train_metric": train_metric, "val_loss": val_loss,
+               "val_metric": val_metric, "lr": lr_used}
+        for key, value in row.items():
+            self.history["epoch"][key].append(value)
+        return val_error
+
+    def _end_epoch(self, epoch: int, lr_used: float) -> bool:
+        """Evaluate, step the schedules, checkpoint; True when a callback asked to stop."""
+        self.epoch = epoch
+        val_error = self._record_epoch(epoch, lr_used)
+        for sched, entry in self.schedules:
+            if entry.per == "epoch":
+                sched.step(val_error) if entry.needs_metric else sched.step()
+        state = TrainState(self.model, self.optimizer, self.history, epoch, self.iteration)
+        for cb in self.callbacks:
+            cb.on_epoch_end(state)
+        self._save(epoch)
+        self._report_progress()
+        return state.stop
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    def _save(self, epoch: int) -> None:
+        """Checkpoint (rank 0 only; every rank contributes its RNG state) and flush the metric files."""
+        if self.ckpt_path is None:
+            return
+        rngs = ddp.gather_objects(rng_state(self.shuffle_gen, self.device))
+        if self.out_dir is None:  # not rank 0
+            return
+        state = {"epoch": epoch, "iteration": self.iteration, "model": self.model.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "schedule": [s.state_dict() for s, _ in self.schedules],
+                 "rng": rngs[0], "rng_ranks": rngs, "history": self.history, "config": self.run_config,
+                 "ema_value": self.ema_value, "start_loss": self.start_loss}
+        save_checkpoint(self.ckpt_path, state)
+        if self.writer is not None:
+            self.writer.sync(self.history)
+
+    def _restore(self) -> float:
+        """Load the checkpoint into model, optimizer, schedules, RNGs; returns the elapsed time so far."""
+        if self.ckpt_path is None:
+            raise ConfigError("resume needs out_dir (the folder of the run to continue)")
+        path = self.ckpt_path
+        ckpt = load_checkpoint(path)
+        self._check_compatible(ckpt.get("config"), path)
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            for (sched, _), sd in zip(self.schedules, ckpt["schedule"], strict=True):
+                sched.load_state_dict(sd)
+            rngs = ckpt["rng_ranks"]
+            rng = rngs[self.rank] if len(rngs) == self.world else ckpt["rng"]
+            self.history, self.epoch, self.iteration = ckpt["history"], int(ckpt["epoch"]), int(ckpt["iteration"])
+            self.ema_value, self.start_loss = ckpt["ema_value"], ckpt["start_loss"]
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"checkpoint {path} does not fit this model / optimizer ({detail})") from None
+        set_rng_state(rng, self.shuffle_gen, self.device)
+        if self.epoch > self.epochs:
+            raise CheckpointError(f"checkpoint {path} is at epoch {self.epoch}, past epochs={self.epochs}")
+        times = self.history["epoch"]["time"]
+        return float(times[-1]) if times else 0.0
+
+    def _check_compatible(self, saved: Any, path: Path) -> None:
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"checkpoint {path} has no run config")
+        for key in _RESUME_KEYS:
+            if saved.get(key) != self.run_config[key]:
+                raise CheckpointError(
+                    f"checkpoint {path} was written with {key}={saved.get(key)!r}; this run has "
+                    f"{key}={self.run_config[key]!r} (resume needs the same settings; only epochs may change)")
+
+    # --- one optimizer step per closure kind -----------------------------------------------------
+
+    def _wrap_ddp(self) -> nn.Module:
+        if self.world == 1:
+            return self.model
+        if self.closure_kind not in ("none", "loss"):
+            raise ConfigError(f"optimizer {self.opt_name!r} (closure {self.closure_kind!r}) cannot run on several "
+                              "processes (allowed with nproc > 1: optimizers with closure 'none' or 'loss')")
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index or 0] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=ids)
+
+    def _make_step(self) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]:
+        """``step(xb, yb, n_batch) -> loss before the step`` (the global batch mean under DDP)."""
+        model, opt, loss_fn, world = self.train_model, self.optimizer, self.inst.loss_fn, self.world
+        kind, name = self.closure_kind, self.opt_name
+
+        def local_loss(xb: torch.Tensor, yb: torch.Tensor, n_batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """(loss to backprop, loss to record): DDP rescales so the averaged gradient is the batch mean's."""
+            if world == 1:
+                loss = loss_fn(model(xb), yb)
+                return loss, loss.detach()
+            if len(xb) == 0:  # a last batch smaller than the world: this rank contributes zero gradient
+                loss = model(xb).sum() * 0.0
+            else:
+                loss = loss_fn(model(xb), yb)
+            return loss * (len(xb) * world / n_batch), ddp.reduce_mean(loss, len(xb), n_batch)
+
+        if kind == "none" and world == 1:
+            def plain_step(xb: torch.Tensor, yb: torch.Tensor, n_batch: int) -> torch.Tensor:
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(xb), yb)
+                loss.backward()
+                opt.step()
+                return loss.detach()
+            return plain_step
+
+        if kind == "none":
+            def step(xb: torch.Tensor, yb: torch.Tensor, n_batch: int) -> torch.Tensor:
+                opt.zero_grad(set_to_none=True)
+                loss, value = local_loss(xb, yb, n_batch)
+                loss.backward()
+                opt.step()
+                return value
+            return step
+
+        def step_with_closure(xb: torch.Tensor, yb: torch.Tensor, n_batch: int) -> torch.Tensor:
+            first: list[torch.Tensor] = []
+
+            def closure() -> torch.Tensor:
+                if kind == "loss":
+                    # Line searches evaluate trial points under no_grad: then only the value is wanted.
+                    grad = torch.is_grad_enabled()
+                    if grad:
+                        opt.zero_grad(set_to_none=True)
+                    loss, value = local_loss(xb, yb, n_batch)
+                    if grad:
+                        loss.backward()
+                    # Detached: the backward is done; under DDP every rank's line search must see the same loss.
+                    out = value
+                elif kind == "graph":
+                    out = loss_fn(model(xb), yb)
+                    value = out.detach()
+                else:  # residual: loss = ½‖r‖²
+                    out = self.inst.residual_fn(model(xb), yb)
+                    value = 0.5 * out.detach().square().sum()
+                if not first:
+                    first.append(value)
+                return out
+
+            opt.step(closure)
+            if not first:
+                raise ClosureError(f"optimizer {name!r} (closure {kind!r}) never called its closure")
+            return first[0]
+
+        return step_with_closure
