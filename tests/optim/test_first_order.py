@@ -331,3 +331,20 @@ def test_cache_chunking_changes_no_bit(helpers, name, monkeypatch):
         runs.append([p.detach().clone() for p in params])
     for p, q in zip(*runs, strict=True):
         assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adagrad"])
+def test_l1_under_grad_scaler_matches_the_unscaled_run(name):
+    """GradScaler hands fused kernels scaled gradients; the L1 term must be scaled with them."""
+    runs = []
+    for enabled in (False, True):
+        w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5]))
+        opt = ravine.optim.create(name, [w], lr=0.1, l1=0.3)
+        scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, enabled=enabled)
+        for _ in range(3):
+            opt.zero_grad()
+            scaler.scale(0.01 * (w**2).sum()).backward()
+            scaler.step(opt)
+            scaler.update()
+        runs.append(w.detach())
+    torch.testing.assert_close(runs[1], runs[0], rtol=1e-6, atol=1e-6)

@@ -33,8 +33,8 @@ def test_resume_is_bit_identical_with_dropout(tmp_path):
     assert a["test"] == b["test"]
     # The metric files of the resumed run hold the whole run once (rewritten from the checkpoint).
     for name in ("iterations.csv", "epochs.csv"):
-        rows_a = list(csv.reader(open(tmp_path / "straight" / name)))
-        rows_b = list(csv.reader(open(tmp_path / "split" / name)))
+        rows_a = list(csv.reader((tmp_path / "straight" / name).read_text().splitlines()))
+        rows_b = list(csv.reader((tmp_path / "split" / name).read_text().splitlines()))
         assert len(rows_a) == len(rows_b)
         assert [r[0] for r in rows_a] == [r[0] for r in rows_b]
 
@@ -104,7 +104,7 @@ def test_metric_files_match_the_history(tmp_path):
     with open(tmp_path / "epochs.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [float(r["val_metric"]) for r in rows] == pytest.approx(h["epoch"]["val_metric"])
-    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     kinds = [r["kind"] for r in records]
     assert kinds.count("iteration") == 6 and kinds.count("epoch") == 3 and kinds.count("eval") == 3
     assert kinds[-1] == "test" and records[-1]["metric"] == pytest.approx(h["test"]["metric"])

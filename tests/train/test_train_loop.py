@@ -136,7 +136,6 @@ class _Dummy(torch.optim.Optimizer):
         with torch.no_grad():
             for p, g in zip(params, grads, strict=True):
                 p -= self.param_groups[0]["lr"] * g
-        return None
 
 
 @pytest.mark.parametrize("kind", ["none", "loss", "graph", "residual"])

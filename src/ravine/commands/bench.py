@@ -27,18 +27,11 @@ def bench(
     problems: ProblemsOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Run a benchmark suite; writes DIR/NAME.json and prints a summary.
+    """Run a benchmark suite; writes DIR/NAME.json and prints a summary table.
 
-    [bold]nist[/]: the 27 NIST StRD nonlinear regression problems from both starting
-    points in float64, with ravine's least-squares method (--method) and, side by side,
-    scipy.optimize.least_squares(method="lm") with finite differences (scipy-lm-fd) and
-    with ravine's exact Jacobian (scipy-lm-exact); same tolerances for all.
-    nist.json: {"suite", "method", "seed", "device", "dtype", "tolerances", "solvers",
-    "runs": [{"problem", "start", "difficulty", "solver", "n_params", "n_obs", "lre_params",
-    "lre_per_param", "lre_rss", "solved" (lre_params >= 6), "time", "params", "rss", "nfev",
-    "njev", "nit", "success", "status", "message"}], "summary": {solver: {"runs", "solved",
-    "median_nfev", "median_njev", "time", "unsolved"}}, "wall_time"}. LRE = correct significant
-    digits vs the certified values (capped at 11).
+    [bold]nist[/]: the 27 NIST StRD nonlinear regression problems from both starting points in float64, with ravine's least-squares method (--method) and, side by side, scipy.optimize.least_squares(method="lm") with finite differences (scipy-lm-fd) and with ravine's exact Jacobian (scipy-lm-exact); the same tolerances for all.
+
+    nist.json: {suite, method, seed, device, dtype, tolerances, solvers, runs, summary, wall_time}. Each of runs: {problem, start, difficulty, solver, n_params, n_obs, lre_params, lre_per_param, lre_rss, solved (lre_params >= 6), time, params, rss, nfev, njev, nit, success, status, message}. summary, per solver: {runs, solved, median_nfev, median_njev, time, unsolved}. LRE = correct significant digits against the certified values, capped at 11.
     """
     guard(debug, _run, name, method, out, seed, device, problems)
 

@@ -11,8 +11,9 @@ Closure kinds (``OptimizerInfo.closure``) tell callers such as the trainer what
 - ``"none"``: call ``loss.backward()`` yourself, then ``step()`` (a closure is
   accepted but not required).
 - ``"loss"``: ``step(closure)`` where ``closure()`` zeroes grads, computes the
-  loss, calls ``backward()`` and returns the loss (the ``torch.optim.LBFGS``
-  convention).
+  loss, calls ``backward()`` when ``torch.is_grad_enabled()`` and returns the
+  loss (the ``torch.optim.LBFGS`` convention; line search evaluates its trial
+  points under ``torch.no_grad()``).
 - ``"graph"``: ``step(closure)`` where ``closure()`` returns the loss computed
   from the parameters *without* calling ``backward()``; the optimizer takes
   first and second derivatives itself (Newton).

@@ -231,7 +231,7 @@ def train_from_config(config: TrainConfig, out_dir: str | os.PathLike, *, resume
                device=str(device))
     kind, payload = queue.get() if not queue.empty() else ("error", ("RavineError", "no result from rank 0"))
     if kind == "error":
-        import ravine.errors as errors
+        from ravine import errors
 
         cls_name, message = payload
         raise getattr(errors, cls_name, RavineError)(message)
