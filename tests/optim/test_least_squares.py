@@ -172,8 +172,8 @@ def test_functional_solver_finds_the_minimum_of_a_separable_problem(method):
 def test_functional_solver_accepts_a_user_jacobian_and_gets_the_same_answer():
     fn = exp_decay()
     x0 = torch.tensor([1.0, 1.0, 0.0], dtype=F64)
-    exact = least_squares(fn, x0)
-    user = least_squares(fn, x0, jac=lambda x: jacobian_oracle(fn, x))
+    exact = least_squares(fn, x0, ftol=1e-15, xtol=1e-12)
+    user = least_squares(fn, x0, jac=lambda x: jacobian_oracle(fn, x), ftol=1e-15, xtol=1e-12)
     assert torch.allclose(exact.x, user.x, rtol=1e-8)
     # the first-order optimality condition at the answer: Jᵀr ≈ 0
     J = jacobian_oracle(fn, exact.x)

@@ -111,3 +111,27 @@ def test_metric_files_match_the_history(tmp_path):
     saved = json.loads((tmp_path / "history.json").read_text())
     assert saved["iteration"]["loss"] == pytest.approx(h["iteration"]["loss"])
     assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 2
+
+
+def test_tensorboard_scalars_when_available(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    scalars = []
+
+    class FakeWriter:  # stands in for torch.utils.tensorboard.SummaryWriter (tensorboard is an optional extra)
+        def __init__(self, log_dir):
+            self.log_dir = log_dir
+
+        def add_scalar(self, tag, value, step):
+            scalars.append((tag, value, step))
+
+        def close(self):
+            pass
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeWriter))
+    inst = classification()
+    result = fit(inst, torch.optim.SGD(inst.model.parameters(), lr=0.1), epochs=1, batch_size=48, out_dir=tmp_path)
+    losses = [(v, s) for tag, v, s in scalars if tag == "iteration/loss"]
+    assert losses == list(zip(result.history["iteration"]["loss"], result.history["iteration"]["step"], strict=True))
+    assert [s for tag, _, s in scalars if tag == "epoch/val_metric"] == [0, 1]

@@ -65,3 +65,15 @@ def test_train_from_config_on_two_processes(tmp_path):
     assert history["status"] == "ok" and history["epoch"]["epoch"] == [0, 1, 2]
     assert load_checkpoint(tmp_path / "checkpoint.pt")["config"]["world_size"] == 2
     assert (tmp_path / "epochs.csv").is_file() and (tmp_path / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_divergence_on_two_processes_reaches_the_parent(tmp_path):
+    from ravine.errors import DivergenceError
+    from ravine.train.config import TrainConfig, train_from_config
+
+    config = TrainConfig.from_dict({"problem": "breast-cancer-logreg", "optimizer": "sgd", "lr": 1e9, "epochs": 2,
+                                    "batch_size": 50, "nproc": 2, "device": "cpu"})
+    with pytest.raises(DivergenceError, match=r"diverged at epoch 1, iteration \d+"):
+        train_from_config(config, tmp_path)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 0  # the last good state: before training

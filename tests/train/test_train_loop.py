@@ -299,3 +299,32 @@ def test_halve_on_plateau_gets_the_validation_error():
         assert ep["lr"][e + 1] == pytest.approx(ep["lr"][e] * (0.5 if rose else 1.0))
     assert ep["lr"][2] == ep["lr"][1] == 3.0
     assert halvings >= 1
+
+
+class _BreaksOnStep(torch.optim.SGD):
+    """SGD that writes inf into the weights on one given step (after its loss was computed, finite)."""
+
+    def __init__(self, params, lr, bad_step):
+        super().__init__(params, lr=lr)
+        self.count, self.bad_step = 0, bad_step
+
+    def step(self, closure=None):
+        super().step(closure)
+        self.count += 1
+        if self.count == self.bad_step:
+            with torch.no_grad():
+                for group in self.param_groups:
+                    for p in group["params"]:
+                        p.fill_(math.inf)
+
+
+def test_weights_broken_by_an_epochs_last_step_are_never_checkpointed(tmp_path):
+    inst = regression()  # 60 samples, batch 20: steps 4-6 are epoch 2
+    opt = _BreaksOnStep(inst.model.parameters(), lr=0.05, bad_step=6)
+    h = fit(inst, opt, epochs=4, batch_size=20, out_dir=tmp_path).history
+    assert h["status"] == "diverged"
+    assert h["message"].startswith("diverged at epoch 2, iteration 6: train loss after the epoch = ")
+    assert all(math.isfinite(v) for v in h["iteration"]["loss"])  # no minibatch loss saw it
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in ckpt["model"].values())

@@ -57,6 +57,7 @@ METHODS = {"lm": "levenberg-marquardt", "gn": "gauss-newton", "levenberg": "leve
 _ACCEPT = 1e-4  # minimum gain ratio ρ for a step to count as a decrease
 _LAMBDA_MIN, _LAMBDA_MAX = 1e-30, 1e30
 _MAX_HALVINGS = 40  # Gauss–Newton backtracking: 2^-40 ≈ 1e-12
+EXP: dict = {}
 _NOISE = 64  # |Δcost| below _NOISE·eps·cost is rounding, not progress
 
 
@@ -147,6 +148,31 @@ def nielsen_update(lam: float, nu: float, rho: float) -> tuple[float, float]:
     return min(lam * nu, _LAMBDA_MAX), min(nu * 2, 2.0**60)
 
 
+def lambda_for_radius(J: torch.Tensor, r: torch.Tensor, scale_sq: torch.Tensor, radius: float,
+                      lam_low: float) -> float:
+    """The λ > lam_low with ‖D δ(λ)‖ = radius, from the SVD of J D⁻¹ (bisection on log λ).
+
+    ‖Dδ(λ)‖² = Σ_i (s_i c_i / (s_i² + λ))², c = Uᵀr, falls monotonically in λ.
+    """
+    _, s, Vh = torch.linalg.svd(J / scale_sq.sqrt(), full_matrices=False)
+    U = (J / scale_sq.sqrt()) @ Vh.mT
+    c = U.mT @ r  # = s * (Uᵀ r) with U's columns unnormalized; (s c / (s² + λ)) uses c = s_i u_iᵀ r
+    s2 = s * s
+
+    def norm(lam: float) -> float:
+        return float((c / (s2 + lam)).norm())
+
+    lo, hi = max(lam_low, 1e-300), max(lam_low, 1e-300) * 10
+    while norm(hi) > radius and hi < _LAMBDA_MAX:
+        lo, hi = hi, hi * 10
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if norm(mid) > radius else (lo, mid)
+        if hi / lo < 1.01:
+            break
+    return hi
+
+
 def gradient_cosine(J: torch.Tensor, r: torch.Tensor, g: torch.Tensor) -> float:
     """max_j |g_j| / (‖J_j‖ ‖r‖): the largest cosine between r and a column of J (MINPACK's gtol test)."""
     r_norm = float(r.norm())
@@ -210,7 +236,7 @@ def least_squares(
     method: str = "lm",
     jac: Callable[[torch.Tensor], torch.Tensor] | None = None,
     *,
-    ftol: float = 1e-10,
+    ftol: float = 1e-12,
     xtol: float = 1e-10,
     gtol: float = 1e-10,
     max_nfev: int | None = None,
@@ -301,6 +327,7 @@ class Damping:
     t: float
     scale_sq: torch.Tensor
     gn_step: torch.Tensor | None = None
+    _last: Any = None
 
     @classmethod
     def start(cls, key: str, J: torch.Tensor, lambda0: float) -> Damping:
@@ -320,14 +347,21 @@ class Damping:
             if self.gn_step is None:
                 self.gn_step = gauss_newton_step(J, r)
             return self.t * self.gn_step
-        return damped_step(J, r, self.lam, self.scale_sq)
+        delta = damped_step(J, r, self.lam, self.scale_sq)
+        self._last = (J, r, delta)
+        return delta
 
     def update(self, rho: float, J_new: torch.Tensor | None) -> None:
         """After a trial with gain ratio ρ; ``J_new`` is the Jacobian at the accepted point (None if rejected)."""
         if self.key == "gn":
             self.t, self.gn_step = (1.0, None) if rho > _ACCEPT else (self.t * 0.5, self.gn_step)
             return
+        old = self.lam
         self.lam, self.nu = nielsen_update(self.lam, self.nu, rho)
+        if rho <= _ACCEPT and EXP.get("shrink") and self._last is not None:
+            J, r, delta = self._last
+            radius = EXP["shrink"] * float((self.scale_sq.sqrt() * delta).norm())
+            self.lam = max(self.lam if EXP.get("max") else old, lambda_for_radius(J, r, self.scale_sq, radius, old))
         if J_new is not None and self.key == "lm":
             self.scale_sq = torch.maximum(self.scale_sq, (J_new * J_new).sum(0))
 
@@ -375,6 +409,16 @@ def _solve(residual_fn: Callable, jac_fn: Callable, x: torch.Tensor, r: torch.Te
             break
         delta = damp.propose(J, r)
         pred = predicted_decrease(J, g, delta)
+        if EXP.get("geo"):
+            rvv = torch.func.jvp(lambda z: torch.func.jvp(residual_fn, (z,), (delta,))[1], (x,), (delta,))[1]
+            accel = damped_step(J, rvv.reshape(-1), damp.lam, damp.scale_sq)
+            d = damp.scale_sq.sqrt()
+            ratio = float((d * accel).norm() / (d * delta).norm())
+            if ratio > EXP["geo"] and EXP.get("georej", True):
+                damp.update(-math.inf, None)
+                continue
+            if ratio <= EXP["geo"]:
+                delta = delta + 0.5 * accel
         stop = _converged_before_trial(delta, x, pred, cost, damp, tol)
         if stop is not None:
             status, message = stop

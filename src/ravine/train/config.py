@@ -229,13 +229,25 @@ def train_from_config(config: TrainConfig, out_dir: str | os.PathLike, *, resume
     queue = mp.get_context("spawn").SimpleQueue()
     ddp.launch(config.nproc, _spawned_rank, config.to_dict(), str(out), resume, raise_on_divergence, queue,
                device=str(device))
-    kind, payload = queue.get() if not queue.empty() else ("error", ("RavineError", "no result from rank 0"))
-    if kind == "error":
+    if not queue.empty():  # rank 0 failed with a bad-input error (one line)
         from ravine import errors
 
-        cls_name, message = payload
+        cls_name, message = queue.get()
         raise getattr(errors, cls_name, RavineError)(message)
-    return payload
+    return _read_history(out / "history.json")
+
+
+def _read_history(path: Path) -> dict[str, Any]:
+    """A history written by rank 0 (JSON's nulls back to NaN, except momentum's "no momentum")."""
+    import json
+    import math
+
+    history = json.loads(path.read_text(encoding="utf-8"))
+    for section in ("iteration", "epoch", "eval"):
+        for key, values in history[section].items():
+            if key != "momentum":
+                history[section][key] = [math.nan if v is None else v for v in values]
+    return history
 
 
 def _run_rank(cfg: dict[str, Any], out_dir: str, resume: bool, progress: Any,
@@ -249,15 +261,13 @@ def _run_rank(cfg: dict[str, Any], out_dir: str, resume: bool, progress: Any,
 
 
 def _spawned_rank(cfg: dict[str, Any], out_dir: str, resume: bool, raise_on_divergence: bool, queue: Any) -> None:
-    """One spawned rank; rank 0 reports its history (or its one-line error) through ``queue``."""
+    """One spawned rank; rank 0 reports a bad-input error through ``queue`` (its history is in history.json)."""
     import torch.distributed as dist
 
-    rank = dist.get_rank()
     try:
-        history = _run_rank(cfg, out_dir, resume, None, raise_on_divergence)
+        _run_rank(cfg, out_dir, resume, None, raise_on_divergence)
     except RavineError as exc:
-        if rank == 0:
-            queue.put(("error", (type(exc).__name__, str(exc))))
-        return
-    if rank == 0:
-        queue.put(("ok", history))
+        # Only a one-line message goes through the pipe: a big payload would block the child until the
+        # parent reads, and the parent reads only after the children have exited.
+        if dist.get_rank() == 0:
+            queue.put((type(exc).__name__, str(exc)))

@@ -164,7 +164,7 @@ def make_instance(model: nn.Module, data: Splits | Sequence[torch.Tensor],
 def fit(problem: ProblemInstance | str | tuple | dict,
         optimizer: str | torch.optim.Optimizer | Callable[..., Any] = "adam", *,
         epochs: int | None = None, batch_size: int | None | str = "auto", lr: float | None = None,
-        hyper: dict[str, Any] | None = None, schedule: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
+        hyper: dict[str, Any] | None = None, schedule: str | dict[str, Any] | Sequence[dict[str, Any]] | None = None,
         seed: int = 0, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
         ema: float = 0.9, eval_every: int | None = None, out_dir: str | Path | None = None,
         resume: bool = False, callbacks: Sequence[Callback] = (), progress: ProgressFn | None = None,
@@ -193,7 +193,11 @@ def fit(problem: ProblemInstance | str | tuple | dict,
             the registry's ``train_lr``); for an optimizer object it overrides
             every param group's lr when given.
         hyper: other optimizer hyperparameters (``momentum``, ``betas``, ...).
-        schedule: ``{"name": "step", "every": 10}`` or a list of such tables.
+        schedule: a schedule name (``ravine.schedules.names()``), ``{"name": "step",
+            "every": 10}``, or a list of such tables (e.g. an lr schedule and
+            ``sutskever-momentum``). Epoch schedules step after each epoch
+            (``halve-on-plateau`` gets the validation error), iteration ones
+            after each optimizer step.
         seed: drives the shuffle, dropout, and the build of a named problem.
         device: where to train (default: where the model is; "auto" for a name).
         ema: smoothing s of ``loss_ema`` in [0, 1).
@@ -258,6 +262,8 @@ def _to_device(inst: ProblemInstance, device: torch.device) -> Splits:
 def _make_optimizer(optimizer: Any, model: nn.Module, lr: float | None, hyper: dict[str, Any],
                     recipe: Any, closure: str | None) -> tuple[torch.optim.Optimizer, str, str, float]:
     """Create the optimizer; returns (optimizer, name, closure kind, lr)."""
+    if closure is not None and closure not in CLOSURE_KINDS:
+        raise ConfigError(f"Invalid closure: {closure!r} (allowed: {', '.join(CLOSURE_KINDS)})")
     if isinstance(optimizer, str):
         from ravine import optim
 
@@ -280,9 +286,7 @@ def _make_optimizer(optimizer: Any, model: nn.Module, lr: float | None, hyper: d
         for group in optimizer.param_groups:
             group["lr"] = check_range("lr", lr, 0.0, low_inclusive=False, error=ConfigError)
     if closure is None:
-        closure = "loss" if isinstance(optimizer, torch.optim.LBFGS) else getattr(optimizer, "closure_kind", "none")
-    if closure not in CLOSURE_KINDS:
-        raise ConfigError(f"Invalid closure: {closure!r} (allowed: {', '.join(CLOSURE_KINDS)})")
+        closure = "loss" if isinstance(optimizer, torch.optim.LBFGS) else "none"
     return optimizer, type(optimizer).__name__, closure, float(optimizer.param_groups[0]["lr"])
 
 
@@ -292,6 +296,8 @@ def _make_schedules(schedule: Any, optimizer: torch.optim.Optimizer) -> list[tup
         return []
     from ravine import schedules
 
+    if isinstance(schedule, str):
+        schedule = {"name": schedule}
     tables = [schedule] if isinstance(schedule, dict) else list(schedule)
     out = []
     for table in tables:
@@ -506,7 +512,7 @@ class _Trainer:
             moms.append(momentum)
             for sched in per_iter:
                 sched.step()
-            if not math.isfinite(value) or (self.start_loss > 0 and value > self.divergence_factor * self.start_loss):
+            if self._blown_up(value):
                 self.iteration, self.ema_value = iteration, ema
                 self._diverged(epoch, value)
                 return False
@@ -524,9 +530,9 @@ class _Trainer:
             for cb in callbacks:
                 cb.on_iteration_end(state)
 
-    def _diverged(self, epoch: int, value: float) -> None:
+    def _diverged(self, epoch: int, value: float, what: str = "loss") -> None:
         self.history["status"] = "diverged"
-        self.history["message"] = f"diverged at epoch {epoch}, iteration {self.iteration}: loss = {value:.6g}"
+        self.history["message"] = f"diverged at epoch {epoch}, iteration {self.iteration}: {what} = {value:.6g}"
         self.epoch = epoch
 
     def _record_eval(self, epoch: float) -> None:
@@ -548,10 +554,18 @@ class _Trainer:
             self.history["epoch"][key].append(value)
         return val_error
 
+    def _blown_up(self, value: float) -> bool:
+        start = self.start_loss
+        return not math.isfinite(value) or (start is not None and start > 0 and value > self.divergence_factor * start)
+
     def _end_epoch(self, epoch: int, lr_used: float) -> bool:
-        """Evaluate, step the schedules, checkpoint; True when a callback asked to stop."""
+        """Evaluate, step the schedules, checkpoint; True when training must stop."""
         self.epoch = epoch
         val_error = self._record_epoch(epoch, lr_used)
+        train_loss = self.history["epoch"]["train_loss"][-1]
+        if self._blown_up(train_loss):  # the epoch's last step broke the weights: never checkpoint them
+            self._diverged(epoch, train_loss, "train loss after the epoch")
+            return True
         for sched, entry in self.schedules:
             if entry.per == "epoch":
                 sched.step(val_error) if entry.needs_metric else sched.step()
