@@ -260,7 +260,8 @@ def _to_device(inst: ProblemInstance, device: torch.device) -> Splits:
 
 
 def _make_optimizer(optimizer: Any, model: nn.Module, lr: float | None, hyper: dict[str, Any],
-                    recipe: Any, closure: str | None) -> tuple[torch.optim.Optimizer, str, str, float]:
+                    recipe: Any, closure: str | None, problem_options: dict[str, Any] | None = None,
+                    ) -> tuple[torch.optim.Optimizer, str, str, float]:
     """Create the optimizer; returns (optimizer, name, closure kind, lr)."""
     if closure is not None and closure not in CLOSURE_KINDS:
         raise ConfigError(f"Invalid closure: {closure!r} (allowed: {', '.join(CLOSURE_KINDS)})")
@@ -269,7 +270,7 @@ def _make_optimizer(optimizer: Any, model: nn.Module, lr: float | None, hyper: d
 
         entry = optim.info(optimizer)
         if lr is None:
-            lr = recipe.default_lr(entry.name) if recipe is not None else entry.train_lr
+            lr = recipe.default_lr(entry.name, **(problem_options or {})) if recipe is not None else entry.train_lr
         if lr is None:
             lr = entry.defaults.get("lr")
         kwargs = {**hyper, **({"lr": lr} if lr is not None else {})}
@@ -367,9 +368,9 @@ class _Trainer:
         if epochs is None:
             epochs = recipe.epochs if recipe is not None else 10
         self.epochs = check_int("epochs", epochs, 0, error=ConfigError)
-        self.batch_size = self._batch_size(batch_size, recipe)
+        self.batch_size = self._batch_size(batch_size, recipe, optimizer)
         self.optimizer, self.opt_name, self.closure_kind, self.lr = _make_optimizer(
-            optimizer, model, lr, hyper, recipe, closure)
+            optimizer, model, lr, hyper, recipe, closure, problem_options)
         if self.closure_kind == "residual" and self.inst.residual_fn is None:
             raise ClosureError(f"optimizer {self.opt_name!r} needs residuals, but this problem has no residual_fn "
                                "(allowed: problems with a sum-of-squares loss, e.g. loss 'mse')")
@@ -385,8 +386,13 @@ class _Trainer:
                                   "user": config})
         self.history = empty_history(self.inst.metric_name, self.inst.higher_is_better)
 
-    def _batch_size(self, batch_size: Any, recipe: Any) -> int | None:
+    def _batch_size(self, batch_size: Any, recipe: Any, optimizer: Any) -> int | None:
         n = len(self.data.X_train)
+        if batch_size == "auto" and isinstance(optimizer, str):
+            from ravine import optim
+
+            if optim.info(optimizer).full_batch:  # Newton, BFGS, LM ... are full-batch methods
+                return None
         if batch_size == "auto":
             batch_size = recipe.batch_size if recipe is not None else min(64, n)
         if batch_size is None or batch_size == "full":
