@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import math
 
 import pytest
 import torch
@@ -112,28 +113,41 @@ def regularized_grad(problem, point, hypers):
     return [g + h["weight_decay"] * p + h["l1"] * p.sign() for g, p, h in zip(grads, point, hypers, strict=True)]
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize(("name", "top", "group1"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
-def test_matches_oracle_under_changing_lr(helpers, name, top, group1, dtype):
-    problem = helpers.random_problem(SHAPES, dtype, seed=len(name))
-    params, opt = build(name, problem, top, group1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
-    hypers = oracle_hyper(name, top, group1)
+def assert_matches_oracle(helpers, name, params, opt, problem, hypers, step_hyper, dtype):
+    """``STEPS`` steps of ``opt`` and of the oracle side by side. Before step t, ``step_hyper(t, bases)`` returns
+    each group's hyperparameters for that step from its base ones (and sets them in ``opt``, or steps a schedule)."""
     thetas, states = [s.clone() for s in problem.start], [{} for _ in SHAPES]
+    group_of = [0] * SPLIT + [1] * (len(SHAPES) - SPLIT)
     for t in range(STEPS):
-        step_h = [{**h, "lr": h["lr"] * lr_factor(t), "lookahead": h.get("momentum")} for h in hypers]
+        per_group = step_hyper(t, [hypers[0], hypers[SPLIT]])
+        step_h = [{**per_group[k], "lookahead": per_group[k].get("momentum")} for k in group_of]
         point = [gradient_point(name, th, st, h) for th, st, h in zip(thetas, states, step_h, strict=True)]
         grads = regularized_grad(problem, point, step_h)
         thetas = [ORACLES[name](th, g, st, h) for th, g, st, h in zip(thetas, grads, states, step_h, strict=True)]
 
         opt.step(helpers.loss_closure(opt, params, problem.loss))
-        sched.step()
         ours = opt.theta() if name == "nesterov" else [p.detach() for p in params]
         for mine, expected in zip(ours, thetas, strict=True):
             torch.testing.assert_close(mine, expected, rtol=TOL[dtype], atol=TOL[dtype])
     if name == "nesterov":  # the parameter itself holds the look-ahead point θ + α v
         for p, th, st, h in zip(params, thetas, states, hypers, strict=True):
             torch.testing.assert_close(p.detach(), th + h["momentum"] * st["v"], rtol=TOL[dtype], atol=TOL[dtype])
+    return states
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(("name", "top", "group1"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_matches_oracle_under_changing_lr(helpers, name, top, group1, dtype):
+    problem = helpers.random_problem(SHAPES, dtype, seed=len(name))
+    params, opt = build(name, problem, top, group1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+
+    def step_hyper(t, bases):
+        if t:
+            sched.step()
+        return [{**base, "lr": base["lr"] * lr_factor(t)} for base in bases]
+
+    assert_matches_oracle(helpers, name, params, opt, problem, oracle_hyper(name, top, group1), step_hyper, dtype)
 
 
 def alpha_schedule(t: int) -> float:
@@ -348,3 +362,129 @@ def test_l1_under_grad_scaler_matches_the_unscaled_run(name):
             scaler.update()
         runs.append(w.detach())
     torch.testing.assert_close(runs[1], runs[0], rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------- torch's fused kernels under the rules written here
+
+RULES_HERE = {"momentum": first_order.Momentum, "nesterov": first_order.Nesterov, "rmsprop": first_order.RMSProp}
+HERE_CASES = [c for c in CASES if c[0] in RULES_HERE and c[1].get("eps_inside_sqrt", True)]
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """Counts the calls of torch's fused SGD and Adam ops (which still run)."""
+    calls = {"_fused_sgd_": 0, "_fused_adam_": 0}
+    for name in calls:
+        op = getattr(torch, name)
+
+        def counted(*args, _op=op, _name=name, **kwargs):
+            calls[_name] += 1
+            return _op(*args, **kwargs)
+
+        monkeypatch.setattr(torch, name, counted)
+    return calls
+
+
+def fused_calls(calls):
+    return calls["_fused_sgd_"] + calls["_fused_adam_"]
+
+
+def kernel_switching_hyper(opt):
+    """Per step: ε = 2⁻ᵏ (exact for the fused SGD kernel in float64 too), an ε with low bits, or 0; δ changes
+    every other step; ``fused`` is off every third step — so runs switch between kernel and foreach ops."""
+    factors = [1.0, 0.7, 0.5, 0.0, 2.0, 0.3]
+
+    def step_hyper(t, bases):
+        out = []
+        for group, base in zip(opt.param_groups, bases, strict=True):
+            lr = 2.0 ** round(math.log2(base["lr"])) * factors[t % len(factors)]
+            eps = base.get("eps", 1.0) * (1 + t % 2)
+            group.update(lr=lr, eps=eps, fused=t % 3 != 2)
+            out.append({**base, "lr": lr, "eps": eps})
+        return out
+
+    return step_hyper
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(("name", "top", "group1"), HERE_CASES, ids=[c[0] for c in HERE_CASES])
+def test_rules_written_here_match_the_oracle_switching_between_kernel_and_foreach(
+        helpers, kernel_calls, name, top, group1, dtype, layout):
+    """Same oracle, while ε (including 0), δ and the kernel change from step to step; a transposed
+    (non-contiguous) parameter keeps its group on foreach ops."""
+    problem = helpers.random_problem(SHAPES, dtype, seed=7)
+    params, opt = build(name, problem, top, group1)
+    if layout == "transposed":
+        params[1].data = params[1].data.t().contiguous().t()
+    assert_matches_oracle(helpers, name, params, opt, problem, oracle_hyper(name, top, group1),
+                          kernel_switching_hyper(opt), dtype)
+    assert fused_calls(kernel_calls) > 0
+
+
+@pytest.mark.parametrize("name", list(RULES_HERE))
+def test_fused_kernel_runs_on_cpu_and_can_be_turned_off(kernel_calls, name):
+    for fused, expected in ((True, 1), (False, 0)):
+        w = torch.nn.Parameter(torch.ones(3))
+        opt = RULES_HERE[name]([w], lr=0.1, fused=fused)
+        w.grad = torch.ones(3)
+        before = fused_calls(kernel_calls)
+        opt.step()
+        assert fused_calls(kernel_calls) - before == expected
+    with pytest.raises(HyperparameterError, match="fused"):
+        RULES_HERE[name]([w], fused="yes")
+
+
+def test_momentum_kernel_takes_alpha_zero_and_lr_zero():
+    """α = 0 (the kernel would drop its buffer: foreach) is plain GD; ε = 0 still moves θ by α v."""
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = first_order.Momentum([w], lr=0.5, momentum=0.0)
+    w.grad = torch.tensor([1.0, 1.0])
+    opt.step()
+    assert torch.equal(w.detach(), torch.tensor([0.5, -2.5]))
+    opt.param_groups[0].update(momentum=0.5, lr=0.0)
+    opt.step()  # v = 0.5 · (−0.5) − 0 · g
+    assert torch.equal(opt.state[w]["velocity"], torch.tensor([-0.25, -0.25]))
+    assert torch.equal(w.detach(), torch.tensor([0.25, -2.75]))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_rmsprop_state_reads_back_r_and_the_callers_gradient_is_unchanged(fused):
+    """The kernel's first moment is the gradient tensor itself: 0 · g + 1 · g leaves its values as they were."""
+    gen = torch.Generator().manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(1000, generator=gen))
+    opt = first_order.RMSProp([w], lr=0.01, rho=0.8, eps=1e-3, fused=fused)
+    r = torch.zeros(1000)
+    for t in range(3):
+        grad = torch.randn(1000, generator=gen) * 10.0**-t
+        kept = grad.clone()
+        w.grad = grad
+        opt.step()
+        assert w.grad is grad and torch.equal(grad, kept)
+        r = 0.8 * r + 0.2 * kept * kept
+        torch.testing.assert_close(opt.squared_grad_avg()[0], r, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", list(RULES_HERE))
+def test_resume_mid_run_while_switching_kernels_is_bit_identical(helpers, name):
+    """As the round-trip test above, in float64 with ε, δ and the kernel changing every step."""
+    top, group1 = next((t, g) for n, t, g in HERE_CASES if n == name)
+    hypers = oracle_hyper(name, top, group1)
+
+    def run(params, opt, steps, start):
+        step_hyper = kernel_switching_hyper(opt)
+        for t in range(start, start + steps):
+            step_hyper(t, [hypers[0], hypers[SPLIT]])
+            opt.step(helpers.loss_closure(opt, params, problem.loss))
+
+    problem = helpers.random_problem(SHAPES, torch.float64, seed=2)
+    params, opt = build(name, problem, top, group1)
+    run(params, opt, 5, 0)
+    saved = copy.deepcopy((opt.state_dict(), [p.detach().clone() for p in params]))
+    problem.start = saved[1]
+    params2, opt2 = build(name, problem, top, group1)
+    opt2.load_state_dict(saved[0])
+    run(params, opt, 7, 5)
+    run(params2, opt2, 7, 5)
+    for p, q in zip(params, params2, strict=True):
+        assert torch.equal(p, q)

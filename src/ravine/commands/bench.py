@@ -31,7 +31,7 @@ def bench(
 
     [bold]nist[/]: the 27 NIST StRD nonlinear regression problems from both starting points in float64, with ravine's least-squares method (--method) and, side by side, scipy.optimize.least_squares(method="lm") with finite differences (scipy-lm-fd) and with ravine's exact Jacobian (scipy-lm-exact); the same tolerances for all.
 
-    nist.json: {suite, method, seed, device, dtype, tolerances, solvers, runs, summary, wall_time}. Each of runs: {problem, start, difficulty, solver, n_params, n_obs, lre_params, lre_per_param, lre_rss, solved (lre_params >= 6), time, params, rss, nfev, njev, nit, success, status, message}. summary, per solver: {runs, solved, median_nfev, median_njev, time, unsolved}. LRE = correct significant digits against the certified values, capped at 11.
+    nist.json: {suite, method, seed, device, dtype, tolerances, solvers, runs, summary, wall_time}. Each of runs: {problem, start, difficulty, solver, n_params, n_obs, lre_params, lre_per_param, lre_rss, solved (lre_params >= 6), time, params, rss, nfev, calls, njev, nit, success, status, message}; nfev is the solver's own count (SciPy's leaves out finite-difference evaluations), calls counts every residual evaluation. summary, per solver: {runs, solved, median_nfev, median_calls, median_njev, time, unsolved}. LRE = correct significant digits against the certified values, capped at 11.
     """
     guard(debug, _run, name, method, out, seed, device, problems)
 
@@ -60,10 +60,14 @@ def _run(name: str, method: str, out: Any, seed: int, device: str, problems: str
 
 
 def _print_summary(result: dict[str, Any]) -> None:
-    table = Table(title=f"ravine bench {result['suite']} ({result['method']})")
-    for col in ("solver", "LRE ≥ 6", "median nfev", "median njev", "time (s)", "unsolved"):
-        table.add_column(col, style="bold cyan" if col == "solver" else None)
+    table = Table(title=f"ravine bench {result['suite']} ({result['method']})",
+                  caption="nfev, calls, njev: medians over the runs; calls include finite differences")
+    for col in ("solver", "LRE≥6", "nfev", "calls", "njev", "time (s)"):
+        table.add_column(col, style="bold cyan" if col == "solver" else None, no_wrap=True)
     for solver, row in result["summary"].items():
-        table.add_row(solver, f"{row['solved']}/{row['runs']}", f"{row['median_nfev']}", f"{row['median_njev']}",
-                      f"{row['time']:.1f}", ", ".join(row["unsolved"]) or "-")
+        table.add_row(solver, f"{row['solved']}/{row['runs']}", f"{row['median_nfev']}", f"{row['median_calls']}",
+                      f"{row['median_njev']}", f"{row['time']:.1f}")
     console.print(table)
+    for solver, row in result["summary"].items():
+        if row["unsolved"]:
+            console.print(f"{solver} below 6 digits: {', '.join(row['unsolved'])}", highlight=False)

@@ -6,10 +6,10 @@ g is the minibatch gradient, all operations are elementwise; ε = ``lr``,
 | class | registry name | rule | kernel |
 |---|---|---|---|
 | :class:`SGD` | ``sgd`` / ``gd`` | θ ← θ − ε g | ``torch.optim.SGD``, fused |
-| :class:`Momentum` | ``momentum`` | v ← α v − ε g ; θ ← θ + v | own, foreach |
-| :class:`Nesterov` | ``nesterov`` | v ← α v − ε ∇L(θ + α v) ; θ ← θ + v | own, foreach |
+| :class:`Momentum` | ``momentum`` | v ← α v − ε g ; θ ← θ + v | own: torch's fused SGD kernel on v (CPU), else foreach |
+| :class:`Nesterov` | ``nesterov`` | v ← α v − ε ∇L(θ + α v) ; θ ← θ + v | own: fused SGD kernel + one foreach op (CPU), else foreach |
 | :class:`AdaGrad` | ``adagrad`` | r ← r + g⊙g ; θ ← θ − ε g / (δ + √r) | ``torch.optim.Adagrad``, fused |
-| :class:`RMSProp` | ``rmsprop`` | r ← ρ r + (1−ρ) g⊙g ; θ ← θ − ε g / √(δ + r) | own, foreach |
+| :class:`RMSProp` | ``rmsprop`` | r ← ρ r + (1−ρ) g⊙g ; θ ← θ − ε g / √(δ + r) | own: torch's fused Adam kernel (CPU), else foreach |
 | :class:`RMSPropEpsOutside` | ``rmsprop``, ``eps_inside_sqrt=False`` | … θ ← θ − ε g / (√r + δ) | ``torch.optim.RMSprop``, foreach |
 | :class:`Adam` | ``adam`` | s, r moments ; θ ← θ − ε ŝ / (√r̂ + δ) | ``torch.optim.Adam``, fused |
 
@@ -20,10 +20,15 @@ Adam (``eps`` added after the bias correction, as in the course) and RMSProp wit
 and uses torch's fused CPU/GPU kernel where torch has one (foreach otherwise).
 torch's momentum SGD keeps ``buf ← α buf + g`` and steps ``θ ← θ − ε buf``,
 which departs from ``v ← α v − ε g`` as soon as ε changes, and torch has no
-RMSProp with δ inside the root; those three are written here with
-``torch._foreach_*`` ops (on the CPU in cache-sized chunks, see
-:func:`cache_chunks`). :class:`Nesterov` needs one gradient per step: its
-parameter holds the look-ahead point θ + α v (see the class docstring).
+RMSProp with δ inside the root; those three are written here. On the CPU they
+still run torch's fused kernels, given arguments under which the kernel computes
+exactly the course's rule (the velocity itself as SGD's buffer with
+``1 − dampening = −ε``; Adam with ρ1 = 0, no bias correction and δ folded into
+the stored average — see each class), falling back to ``torch._foreach_*`` ops
+(on the CPU in cache-sized chunks, see :func:`cache_chunks`) on other devices
+and where those arguments would not be exact. :class:`Nesterov` needs one
+gradient per step: its parameter holds the look-ahead point θ + α v (see the
+class docstring).
 
 Regularization, on every rule: ``weight_decay`` λ adds λθ to g (L2), ``l1``
 λ₁ adds λ₁ sign(θ) (L1, subgradient 0 at 0). For the subclasses of torch's
@@ -48,6 +53,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -257,54 +263,95 @@ class _TorchRule(_CheckedGroups):
         """Copy ravine's hyperparameter names onto torch's where they differ."""
 
 
-# Elements per foreach call on the CPU: the update's few passes then run over
-# tensors that stay in cache instead of streaming every tensor through memory
-# once per pass (measured ~1.5x faster for RMSProp on 10 M parameters).
+# Elements per call on the CPU: an update made of several passes (foreach ops, or
+# a fused kernel plus one op) then runs them over tensors that stay in cache instead
+# of streaming every tensor through memory once per pass (measured ~1.5x faster for
+# foreach RMSProp on 10 M parameters; smaller chunks lose more to per-call overhead).
 CPU_CHUNK = 1 << 18
 
 
 def cache_chunks(lists: list[list[torch.Tensor]], size: int | None = None) -> Iterator[list[list[torch.Tensor]]]:
     """Cut parallel tensor lists into calls of about ``size`` elements.
 
-    Contiguous tensors longer than ``size`` are split into flat views (in-place
-    ops on them write through); shorter ones are batched together. The
-    arithmetic per element is unchanged.
+    Consecutive tensors of at most ``size`` elements are batched together; a
+    longer contiguous tensor is split into flat views of ``size`` (in-place ops
+    on them write through), one call each. The arithmetic per element is
+    unchanged. (Written for speed: it runs at every step, on every tensor.)
 
     Example:
-        >>> xs = [torch.zeros(5), torch.zeros(2), torch.zeros(2)]
+        >>> xs = [torch.zeros(2), torch.zeros(2), torch.zeros(5), torch.zeros(3)]
         >>> [[t.numel() for t in chunk[0]] for chunk in cache_chunks([xs], size=4)]
-        [[4], [1, 2], [2]]
+        [[2, 2], [4], [1], [3]]
     """
     size = size or CPU_CHUNK
-    views: list[list[torch.Tensor]] = [[] for _ in lists]
-    sizes: list[int] = []
-    for row in zip(*lists, strict=True):
-        n = row[0].numel()
-        if n <= size or not all(t.is_contiguous() for t in row):
-            pieces = [(t,) for t in row]
-        else:
-            pieces = [t.view(-1).split(size) for t in row]
-        for out, parts in zip(views, pieces, strict=True):
-            out.extend(parts)
-        sizes.extend(part.numel() for part in pieces[0])
     start, total = 0, 0
-    for i, n in enumerate(sizes):
+    for i, tensor in enumerate(lists[0]):
+        n = tensor.numel()
+        if n > size and all(lst[i].is_contiguous() for lst in lists):
+            if i > start:
+                yield [lst[start:i] for lst in lists]
+            pieces = [lst[i].view(-1).split(size) for lst in lists]
+            for k in range(len(pieces[0])):
+                yield [[parts[k]] for parts in pieces]
+            start, total = i + 1, 0
+            continue
         if total and total + n > size:
-            yield [out[start:i] for out in views]
+            yield [lst[start:i] for lst in lists]
             start, total = i, 0
         total += n
-    yield [out[start:] for out in views]
+    if start < len(lists[0]):
+        yield [lst[start:] for lst in lists]
+
+
+def fused_cpu_tensors(lists: list[list[torch.Tensor]]) -> bool:
+    """True when torch's fused CPU kernels can run elementwise on these parallel lists.
+
+    They walk each tensor's memory as one flat array, so every tensor must be a
+    contiguous float32 / float64 CPU tensor (the lists come from one device and dtype).
+
+    Example:
+        >>> fused_cpu_tensors([[torch.zeros(2)], [torch.zeros(2)]])
+        True
+        >>> fused_cpu_tensors([[torch.zeros(2, 2).t()], [torch.zeros(2, 2)]])
+        False
+    """
+    first = lists[0][0]
+    return (first.device.type == "cpu" and first.dtype in (torch.float32, torch.float64)
+            and all(t.is_contiguous() for row in lists for t in row))
+
+
+def exact_dampening(lr: float, dtype: torch.dtype) -> float | None:
+    """The ``dampening`` d that makes torch's fused SGD kernel scale g by exactly −ε, or None.
+
+    The kernel computes ``buf ← momentum · buf + (1 − d) · g`` with ``1 − d``
+    evaluated in double and then rounded to ``dtype``; the course's v ← α v − ε g
+    needs that coefficient to be −ε as ``dtype`` holds it (what the foreach ops
+    use). d = 1 + ε is exact when ε has no bits below 2⁻⁵²: always for a float32
+    ε ≥ 2⁻²⁹, for float64 only for some ε (0.5, 0.03125, ...).
+
+    Example:
+        >>> exact_dampening(1e-3, torch.float32) - 1.0 == torch.tensor(1e-3).item()
+        True
+        >>> exact_dampening(1e-3, torch.float64) is None, exact_dampening(0.25, torch.float64)
+        (True, 1.25)
+    """
+    coefficient = torch.tensor(-lr, dtype=dtype).item()
+    dampening = 1.0 - coefficient
+    return dampening if 1.0 - dampening == coefficient else None
 
 
 class _ForeachRule(_CheckedGroups, torch.optim.Optimizer):
-    """Base of the rules written here: gathers (θ, g, state) per device and dtype, then ``_update``.
+    """Base of the rules written here: gathers (θ, g, state) per device and dtype, then ``_step_tensors``.
 
     Subclasses set ``_state_keys`` (per-parameter tensors, zero at start) and
-    write ``_update(group, key, params, grads, *state)`` with foreach ops;
-    ``_partition`` may split a group's parameters by a key passed to ``_update``.
+    write ``_update(group, key, params, grads, *state)`` with foreach ops (called
+    on cache-sized chunks, with g already regularized); they may override
+    ``_step_tensors`` to run a fused kernel on a whole device list instead.
+    ``_partition`` may split a group's parameters by a key passed to both.
     """
 
     _state_keys: tuple[str, ...] = ()
+    _checks = {**_CHECKS, "fused": _check_bool("fused")}
 
     @torch.no_grad()
     def step(self, closure: Closure = None) -> Any:
@@ -322,13 +369,17 @@ class _ForeachRule(_CheckedGroups, torch.optim.Optimizer):
             for key, members in self._partition(params).items():
                 states = [self._init_state(p) for p in members]
                 lists = [members, [p.grad for p in members]] + [[s[k] for s in states] for k in self._state_keys]
-                for (dev_params, dev_grads, *dev_state), _ in self._group_tensors_by_device_and_dtype(lists).values():
-                    dev_lists = [dev_params, regularized(dev_params, dev_grads, group), *dev_state]
-                    chunks = cache_chunks(dev_lists) if dev_params[0].device.type == "cpu" else [dev_lists]
-                    for chunk in chunks:
-                        self._update(group, key, *chunk)
+                for dev_lists, _ in self._group_tensors_by_device_and_dtype(lists).values():
+                    self._step_tensors(group, key, *dev_lists)
             self._after_step(group, params)
         return loss
+
+    def _step_tensors(self, group: dict[str, Any], key: Any, params: list[torch.Tensor], grads: list[torch.Tensor],
+                      *state: list[torch.Tensor]) -> None:
+        """One device's and dtype's update: g + regularizers, then ``_update`` chunk by chunk."""
+        lists = [params, regularized(params, grads, group), *state]
+        for chunk in cache_chunks(lists) if params[0].device.type == "cpu" else [lists]:
+            self._update(group, key, *chunk)
 
     def _partition(self, params: list[torch.Tensor]) -> dict[Any, list[torch.Tensor]]:
         return {None: params}
@@ -498,7 +549,39 @@ class RMSPropEpsOutside(_TorchRule, torch.optim.RMSprop):
 # --------------------------------------------------------------------------- rules written here
 
 
-class Momentum(_ForeachRule):
+class _MomentumRule(_ForeachRule):
+    """Shared by :class:`Momentum` and :class:`Nesterov`: hyperparameters, state ``velocity`` (v, starts
+    at 0), and when torch's fused SGD kernel computes the course's v ← α v − ε g exactly."""
+
+    _state_keys = ("velocity",)
+
+    def __init__(self, params: Params, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
+                 l1: float = 0.0, *, fused: bool = True) -> None:
+        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "l1": l1, "fused": fused}
+        check_hyperparameters(defaults, self._checks)
+        super().__init__(split_params(params)[0], defaults)
+
+    def _fused_dampening(self, group: dict[str, Any], lists: list[list[torch.Tensor]]) -> float | None:
+        # With buf = v, momentum = α and 1 − dampening = −ε, torch's fused SGD kernel updates
+        # v ← α v − ε g in one pass. α = 0 would switch its buffer off, hence foreach.
+        if not group["fused"] or group["momentum"] == 0 or not fused_cpu_tensors(lists):
+            return None
+        return exact_dampening(group["lr"], lists[0][0].dtype)
+
+    @staticmethod
+    def _fused_velocity_update(params: list[torch.Tensor], grads: list[torch.Tensor], velocity: list[torch.Tensor],
+                               momentum: float, dampening: float, lr: float, weight_decay: float = 0.0) -> None:
+        """v ← α v + (1 − dampening)(g + λ θ) ; θ ← θ − lr · v in one pass (torch's fused SGD kernel).
+
+        The op behind ``torch.optim.SGD(fused=True)``, called directly: ``step`` has
+        already grouped by device and dtype, and Nesterov calls it once per cache
+        chunk, where the functional's regrouping would cost more than the kernel.
+        """
+        torch._fused_sgd_(params, grads, velocity, weight_decay=weight_decay, momentum=momentum, lr=lr,
+                          dampening=dampening, nesterov=False, maximize=False, is_first_step=False)
+
+
+class Momentum(_MomentumRule):
     r"""The course's momentum: v ← α v − ε g ; θ ← θ + v.
 
     α and ε are read from the param group at every step, so a momentum or
@@ -506,12 +589,20 @@ class Momentum(_ForeachRule):
     keeps ``α buf + g`` and multiplies by the current ε, a different rule once
     ε changes). State per parameter: ``velocity`` (v, starts at 0).
 
+    Kernel: on the CPU, torch's fused SGD kernel run on the velocity itself,
+    with ``momentum`` α, ``dampening`` 1 + ε (so its 1 − dampening is −ε; see
+    :func:`exact_dampening`) and ``lr`` −1 (θ − (−1) v = θ + v): one pass over
+    θ, g and v. Steps where that is not exact (α = 0, a float64 ε with bits
+    below 2⁻⁵², non-contiguous tensors, other devices) or ``fused=False`` use
+    foreach ops; both compute the same rule.
+
     Args:
         params: tensors or param-group dicts.
         lr: ε ≥ 0.
         momentum: α in [0, 1).
         weight_decay: λ ≥ 0.
         l1: λ₁ ≥ 0.
+        fused: False keeps to foreach ops.
 
     Example:
         >>> w = torch.nn.Parameter(torch.tensor([1.0]))
@@ -522,13 +613,16 @@ class Momentum(_ForeachRule):
         tensor([-0.1500])
     """
 
-    _state_keys = ("velocity",)
-
-    def __init__(self, params: Params, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
-                 l1: float = 0.0) -> None:
-        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "l1": l1}
-        check_hyperparameters(defaults)
-        super().__init__(split_params(params)[0], defaults)
+    def _step_tensors(self, group: dict[str, Any], key: Any, params: list[torch.Tensor], grads: list[torch.Tensor],
+                      velocity: list[torch.Tensor]) -> None:
+        dampening = self._fused_dampening(group, [params, grads, velocity])
+        if dampening is None:
+            return super()._step_tensors(group, key, params, grads, velocity)
+        # L2 inside the kernel (g + λθ); L1 (rare) as new gradient tensors
+        grads = regularized(params, grads, {"l1": group["l1"]})
+        self._fused_velocity_update(params, grads, velocity, group["momentum"], dampening, lr=-1.0,
+                                    weight_decay=group["weight_decay"])
+        return None
 
     def _update(self, group: dict[str, Any], key: Any, params: list[torch.Tensor], grads: list[torch.Tensor],
                 velocity: list[torch.Tensor]) -> None:
@@ -537,7 +631,7 @@ class Momentum(_ForeachRule):
         torch._foreach_add_(params, velocity)
 
 
-class Nesterov(_ForeachRule):
+class Nesterov(_MomentumRule):
     r"""The course's Nesterov momentum, v ← α v − ε ∇L(θ + α v) ; θ ← θ + v, with one gradient per step.
 
     Change of variables: the parameter tensor holds the look-ahead point
@@ -546,11 +640,10 @@ class Nesterov(_ForeachRule):
 
         v_{t+1} = α v_t − ε g ;  θ_{t+1} = θ_t + v_{t+1} ;  φ_{t+1} = θ_{t+1} + α v_{t+1},
 
-    which in φ alone reads φ_{t+1} = φ_t + (α(1+α) − β) v_t − (1+α) ε g, where β
+    which in φ alone reads φ_{t+1} = φ_t + (α − β) v_t + α v_{t+1} − ε g, where β
     is the α that built φ_t (state ``lookahead_momentum``; β = α when α is
-    constant, giving φ_{t+1} = φ_t + α v_{t+1} − ε g). So the parameter
-    trajectory is the course's θ trajectory shifted by α v, and
-    :meth:`theta` returns θ = φ − β v exactly (use it for evaluation).
+    constant). So the parameter trajectory is the course's θ trajectory shifted
+    by α v, and :meth:`theta` returns θ = φ − β v exactly (use it for evaluation).
 
     Under a momentum schedule the look-ahead of step t+1 is formed at the end
     of step t, before the schedule sets α_{t+1}; the gradient is then taken at
@@ -560,6 +653,11 @@ class Nesterov(_ForeachRule):
     The look-ahead point φ_0 = θ_0 (v_0 = 0). Weight decay and L1 act on the
     point where the gradient is taken (φ), as they would as part of L.
 
+    Kernel: as :class:`Momentum` (same conditions), torch's fused SGD kernel
+    updates v and adds α v_{t+1} to φ (``lr`` −α), then one foreach op adds
+    −ε g, chunk by chunk so that φ and g are still in cache. (torch's own
+    Nesterov kernel would need the buffer −v/ε instead of v.)
+
     Example:
         >>> w = torch.nn.Parameter(torch.tensor([1.0]))
         >>> opt = Nesterov([w], lr=0.1, momentum=0.5)
@@ -567,14 +665,6 @@ class Nesterov(_ForeachRule):
         >>> opt.theta()[0], w.data  # θ = 1 − 0.1 ; φ = θ + 0.5 · (−0.1)
         (tensor([0.9000]), tensor([0.8500]))
     """
-
-    _state_keys = ("velocity",)
-
-    def __init__(self, params: Params, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
-                 l1: float = 0.0) -> None:
-        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "l1": l1}
-        check_hyperparameters(defaults)
-        super().__init__(split_params(params)[0], defaults)
 
     def _init_state(self, p: torch.Tensor) -> dict[str, Any]:
         state = super()._init_state(p)
@@ -588,6 +678,20 @@ class Nesterov(_ForeachRule):
         for p in params:
             by_beta.setdefault(self._init_state(p)["lookahead_momentum"], []).append(p)
         return by_beta
+
+    def _step_tensors(self, group: dict[str, Any], beta: float, params: list[torch.Tensor],
+                      grads: list[torch.Tensor], velocity: list[torch.Tensor]) -> None:
+        dampening = self._fused_dampening(group, [params, grads, velocity])
+        if dampening is None:
+            return super()._step_tensors(group, beta, params, grads, velocity)
+        alpha, lr = group["momentum"], group["lr"]
+        grads = regularized(params, grads, group)  # taken at φ before the kernel moves it
+        if alpha != beta:
+            torch._foreach_add_(params, velocity, alpha=alpha - beta)
+        for chunk_params, chunk_grads, chunk_velocity in cache_chunks([params, grads, velocity]):
+            self._fused_velocity_update(chunk_params, chunk_grads, chunk_velocity, alpha, dampening, lr=-alpha)
+            torch._foreach_add_(chunk_params, chunk_grads, alpha=-lr)
+        return None
 
     def _update(self, group: dict[str, Any], beta: float, params: list[torch.Tensor], grads: list[torch.Tensor],
                 velocity: list[torch.Tensor]) -> None:
@@ -615,12 +719,30 @@ class Nesterov(_ForeachRule):
         return out
 
 
+# ``step`` given to torch's fused Adam kernel by :class:`RMSProp`: ρ^step underflows to 0 in
+# double for every ρ < 1, so both bias corrections 1 − ρ^step are exactly 1.
+_NO_BIAS_CORRECTION_STEP = 2.0**62
+
+
 class RMSProp(_ForeachRule):
     r"""The course's RMSProp: r ← ρ r + (1−ρ) g⊙g ; θ ← θ − ε g / √(δ + r).
 
     δ sits inside the root, as in the course (torch's ``RMSprop`` adds it
     outside: use ``rmsprop`` with ``eps_inside_sqrt=False`` for that form).
-    State per parameter: ``squared_grad_avg`` (r, starts at 0).
+
+    State per parameter: ``squared_grad_avg_plus_eps`` = r + δ, the square of
+    the step's denominator, and ``eps_in_avg`` (the δ it holds; δ may change
+    between steps); :meth:`squared_grad_avg` returns r. r starts at 0.
+
+    Kernel: on the CPU, torch's fused Adam kernel with ρ1 = 0, ρ2 = ρ, its
+    ``eps`` 0 and a step count at which both bias corrections are exactly 1
+    computes s = g, u ← ρ u + (1−ρ) g⊙g, θ ← θ − ε s / √u in one pass. With
+    u = r + δ' it gives ρ r + (1−ρ) g⊙g + ρ δ', so one foreach op first sets
+    δ' = δ / ρ (adds δ/ρ − δ_old to the stored r + δ_old), and u leaves the kernel
+    as exactly the new r + δ. The kernel's first-moment buffer is g itself:
+    0 · g + 1 · g rewrites the same values (the caller's gradient is read, not
+    changed, unless it holds ±inf, where the step is NaN anyway). ρ = 0,
+    non-contiguous tensors, other devices or ``fused=False`` use foreach ops.
 
     Args:
         params: tensors or param-group dicts.
@@ -629,31 +751,78 @@ class RMSProp(_ForeachRule):
         eps: δ > 0 (course default 1e-6).
         weight_decay: λ ≥ 0.
         l1: λ₁ ≥ 0.
+        fused: False keeps to foreach ops.
 
     Example:
         >>> w = torch.nn.Parameter(torch.tensor([1.0]))
         >>> opt = RMSProp([w], lr=0.01, rho=0.9); w.grad = torch.tensor([2.0]); _ = opt.step()
-        >>> round(w.item(), 4)  # 1 − 0.01 · 2 / √(1e-6 + 0.4)
-        0.9684
+        >>> round(w.item(), 4), round(opt.squared_grad_avg()[0].item(), 4)  # 1 − 0.01 · 2 / √(1e-6 + 0.4)
+        (0.9684, 0.4)
     """
 
-    _state_keys = ("squared_grad_avg",)
+    _state_keys = ("squared_grad_avg_plus_eps",)
 
     def __init__(self, params: Params, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0.0, l1: float = 0.0) -> None:
+                 weight_decay: float = 0.0, l1: float = 0.0, *, fused: bool = True) -> None:
         defaults = {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay, "l1": l1,
-                    "eps_inside_sqrt": True}
-        check_hyperparameters(defaults)
+                    "eps_inside_sqrt": True, "fused": fused}
+        check_hyperparameters(defaults, self._checks)
         super().__init__(split_params(params)[0], defaults)
 
-    def _update(self, group: dict[str, Any], key: Any, params: list[torch.Tensor], grads: list[torch.Tensor],
-                squared_grad_avg: list[torch.Tensor]) -> None:
-        rho = group["rho"]
-        torch._foreach_mul_(squared_grad_avg, rho)
-        torch._foreach_addcmul_(squared_grad_avg, grads, grads, value=1.0 - rho)
-        denom = torch._foreach_add(squared_grad_avg, group["eps"])
-        torch._foreach_sqrt_(denom)
-        torch._foreach_addcdiv_(params, grads, denom, value=-group["lr"])
+    def _init_state(self, p: torch.Tensor) -> dict[str, Any]:
+        state = super()._init_state(p)
+        state.setdefault("eps_in_avg", 0.0)
+        return state
+
+    def _partition(self, params: list[torch.Tensor]) -> dict[Any, list[torch.Tensor]]:
+        # the δ held in r + δ differs between parameters only if δ changed while some had no gradient
+        by_eps: dict[float, list[torch.Tensor]] = {}
+        for p in params:
+            by_eps.setdefault(self._init_state(p)["eps_in_avg"], []).append(p)
+        return by_eps
+
+    def _step_tensors(self, group: dict[str, Any], eps_old: float, params: list[torch.Tensor],
+                      grads: list[torch.Tensor], avg_plus_eps: list[torch.Tensor]) -> None:
+        rho, eps = group["rho"], group["eps"]
+        if not (group["fused"] and rho > 0 and math.isfinite(eps / rho)
+                and fused_cpu_tensors([params, grads, avg_plus_eps])):
+            return super()._step_tensors(group, eps_old, params, grads, avg_plus_eps)
+        grads = regularized(params, grads, group)  # the kernel writes its first moment (= g) into these
+        step = torch.full((), _NO_BIAS_CORRECTION_STEP, device=params[0].device)
+        # chunk by chunk, so the kernel finds r + δ/ρ still in cache; the op behind
+        # torch.optim.Adam(fused=True), called directly (its functional would regroup every chunk)
+        for chunk_params, chunk_grads, chunk_avg in cache_chunks([params, grads, avg_plus_eps]):
+            torch._foreach_add_(chunk_avg, eps / rho - eps_old)
+            torch._fused_adam_(chunk_params, chunk_grads, chunk_grads, chunk_avg, [], [step] * len(chunk_params),
+                               lr=group["lr"], beta1=0.0, beta2=rho, weight_decay=0.0, eps=0.0, amsgrad=False,
+                               maximize=False)
+        return None
+
+    def _update(self, group: dict[str, Any], eps_old: float, params: list[torch.Tensor], grads: list[torch.Tensor],
+                avg_plus_eps: list[torch.Tensor]) -> None:
+        rho, eps = group["rho"], group["eps"]
+        # ρ (r + δ_old) + (1−ρ) g⊙g + (δ − ρ δ_old) = r_new + δ
+        torch._foreach_mul_(avg_plus_eps, rho)
+        torch._foreach_addcmul_(avg_plus_eps, grads, grads, value=1.0 - rho)
+        torch._foreach_add_(avg_plus_eps, eps - rho * eps_old)
+        torch._foreach_addcdiv_(params, grads, torch._foreach_sqrt(avg_plus_eps), value=-group["lr"])
+
+    def _after_step(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
+        for p in params:
+            self.state[p]["eps_in_avg"] = group["eps"]
+
+    @torch.no_grad()
+    def squared_grad_avg(self) -> list[torch.Tensor]:
+        """The course's r = (r + δ) − δ for every parameter (new tensors, in param-group order; 0 before any step)."""
+        out = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state.get(p, {})
+                if "squared_grad_avg_plus_eps" in state:
+                    out.append(state["squared_grad_avg_plus_eps"] - state["eps_in_avg"])
+                else:
+                    out.append(torch.zeros_like(p.detach()))
+        return out
 
 
 def rmsprop(params: Params, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0,

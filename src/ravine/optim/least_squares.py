@@ -15,11 +15,21 @@ Lanczos, Thurber and MGH10 need that accuracy). When there are fewer residuals
 than parameters (m < n) the solve happens in the m x m space instead:
 ``δ = D⁻²Jᵀ y`` with ``(J D⁻² Jᵀ + λ I) y = r``. No inverse is ever formed.
 
-λ follows Nielsen's rule (trust-region logic): with the gain ratio
+λ is adapted after every trial step (trust-region logic). With the gain ratio
 ρ = (actual decrease of F) / (decrease predicted by the linear model), a step
-with ρ > 10⁻⁴ is accepted and λ ← λ·max(1/3, 1 − (2ρ − 1)³), ν ← 2; otherwise it
-is rejected and λ ← λ·ν, ν ← 2ν. Gauss–Newton has no λ; it halves the step until
-F decreases (damped Gauss–Newton), so it is still a descent method.
+with ρ > 10⁻⁴ is accepted and λ falls by Nielsen's rule λ ← λ·max(1/3,
+1 − (2ρ − 1)³); a rejected step raises λ until the scaled step ‖Dδ‖ is 0.3 of
+the rejected one (MINPACK's trust-region cut, solved for λ from the SVD of
+J D⁻¹; Nielsen's λ ← λ·ν, ν ← 2ν for problems too large for an SVD). λ0 is
+tiny by default (1e-20), so the first trial is in effect the Gauss–Newton
+step, as with MINPACK's large initial trust region: a too-long step costs one
+evaluation, a too-short first step can commit the iteration to a far-away
+valley (NIST's MGH10 from start 1). The functional solver also refuses a step
+after which a column of J has collapsed to 1e-8 of its largest norm so far: the
+parameter has lost its influence (e.g. exp(−b·x) with b → ∞), a plateau at
+infinity rather than a minimum (NIST's BoxBOD from start 1). Gauss–Newton has
+no λ; it halves the step until F decreases (damped Gauss–Newton), so it is
+still a descent method.
 
 Why not a library: SciPy's ``least_squares`` is NumPy-only (no autograd
 Jacobian, no GPU, not a ``torch.optim`` optimizer); the PyPI
@@ -38,8 +48,6 @@ Example:
 from __future__ import annotations
 
 import math
-import sys
-import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -49,16 +57,17 @@ import torch
 from ravine.errors import ClosureError, DivergenceError, RavineError, check_int, check_range, unknown_name
 from ravine.optim._jacobian import JacMode, check_jacobian_memory, flat_jacobian, params_jacobian
 from ravine.optim.registry import OptimizerInfo
-from ravine.optim.result import (STATUS_FAILED, STATUS_FTOL, STATUS_GTOL, STATUS_MAX_ITER, STATUS_XTOL,
-                                 OptimizeResult)
+from ravine.optim.result import STATUS_FTOL, STATUS_GTOL, STATUS_MAX_ITER, STATUS_XTOL, OptimizeResult
 
-Method = Literal["lm", "gn", "levenberg"]
+Method = Literal["lm", "gn", "levenberg", "levenberg-marquardt", "gauss-newton"]
 METHODS = {"lm": "levenberg-marquardt", "gn": "gauss-newton", "levenberg": "levenberg"}
 _ACCEPT = 1e-4  # minimum gain ratio ρ for a step to count as a decrease
 _LAMBDA_MIN, _LAMBDA_MAX = 1e-30, 1e30
 _MAX_HALVINGS = 40  # Gauss–Newton backtracking: 2^-40 ≈ 1e-12
-EXP: dict = {}
 _NOISE = 64  # |Δcost| below _NOISE·eps·cost is rounding, not progress
+_SHRINK = 0.3  # a rejected step's successor is this fraction of its scaled length (MINPACK cuts by 0.1-0.5)
+_SVD_MAX = 1024  # above this min(m, n), rejections grow λ by ν instead of solving for the radius
+_COLLAPSE = 1e-16  # a Jacobian column below this fraction of its running max (squared) has collapsed
 
 
 # ---------------------------------------------------------------- linear algebra
@@ -91,9 +100,11 @@ def damped_step(J: torch.Tensor, r: torch.Tensor, lam: float, scale_sq: torch.Te
     G = K @ K.mT
     G.diagonal().add_(lam)
     L, info = torch.linalg.cholesky_ex(G)
-    if int(info) != 0:  # only when λ is negligible against ‖K‖²: fall back to the stacked QR
-        A = torch.cat([K, math.sqrt(lam) * torch.eye(n, dtype=J.dtype, device=J.device)])
-        return _triangular_lstsq(A, torch.cat([r, r.new_zeros(n)])) / d
+    if int(info) != 0:  # λ negligible and K rank-deficient: damp just enough for the factorization
+        G.diagonal().add_(m * torch.finfo(J.dtype).eps * float(G.diagonal().max()))
+        L, info = torch.linalg.cholesky_ex(G)
+    if int(info) != 0:  # pragma: no cover - G has non-finite entries
+        raise DivergenceError("the damped m x m system could not be factorized (non-finite Jacobian?)")
     y = torch.cholesky_solve(r.unsqueeze(1), L).squeeze(1)
     return (K.mT @ y) / d
 
@@ -129,7 +140,7 @@ def gauss_newton_step(J: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
 
 
 def predicted_decrease(J: torch.Tensor, g: torch.Tensor, delta: torch.Tensor) -> float:
-    """½‖r‖² − ½‖r − Jδ‖² = δ·g − ½‖Jδ‖², the decrease the linear model promises for θ − δ."""
+    """½‖r‖² − ½‖r − Jδ‖² = δ·g − ½‖Jδ‖²: the decrease the linear model promises for θ − δ."""
     Jd = J @ delta
     return float(delta @ g - 0.5 * (Jd @ Jd))
 
@@ -150,13 +161,18 @@ def nielsen_update(lam: float, nu: float, rho: float) -> tuple[float, float]:
 
 def lambda_for_radius(J: torch.Tensor, r: torch.Tensor, scale_sq: torch.Tensor, radius: float,
                       lam_low: float) -> float:
-    """The λ > lam_low with ‖D δ(λ)‖ = radius, from the SVD of J D⁻¹ (bisection on log λ).
+    """The λ ≥ lam_low with ‖D δ(λ)‖ ≈ radius (within 1 %), by bisection on log λ.
 
-    ‖Dδ(λ)‖² = Σ_i (s_i c_i / (s_i² + λ))², c = Uᵀr, falls monotonically in λ.
+    With J D⁻¹ = U S Vᵀ, ‖Dδ(λ)‖ = ‖s ⊙ Uᵀr / (s² + λ)‖, which falls monotonically in λ.
+
+    Example:
+        >>> J = torch.eye(2, dtype=torch.float64); r = torch.ones(2, dtype=torch.float64)
+        >>> round(lambda_for_radius(J, r, torch.ones(2, dtype=torch.float64), 2**0.5 / 2, 1e-9), 1)  # δ = r/(1+λ)
+        1.0
     """
-    _, s, Vh = torch.linalg.svd(J / scale_sq.sqrt(), full_matrices=False)
-    U = (J / scale_sq.sqrt()) @ Vh.mT
-    c = U.mT @ r  # = s * (Uᵀ r) with U's columns unnormalized; (s c / (s² + λ)) uses c = s_i u_iᵀ r
+    K = J / scale_sq.sqrt()
+    _, s, Vh = torch.linalg.svd(K, full_matrices=False)
+    c = (K @ Vh.mT).mT @ r  # K V = U S, so this is s ⊙ Uᵀr
     s2 = s * s
 
     def norm(lam: float) -> float:
@@ -233,14 +249,14 @@ def _exact_or_user_jac(residual_fn: Callable, jac: Callable | None, jac_mode: Ja
 def least_squares(
     residual_fn: Callable[[torch.Tensor], torch.Tensor],
     x0: torch.Tensor | Iterable[float],
-    method: str = "lm",
+    method: Method = "lm",
     jac: Callable[[torch.Tensor], torch.Tensor] | None = None,
     *,
     ftol: float = 1e-12,
     xtol: float = 1e-10,
     gtol: float = 1e-10,
     max_nfev: int | None = None,
-    lambda0: float = 1e-3,
+    lambda0: float = 1e-20,
     jac_mode: JacMode = "auto",
     memory_budget: int | None = None,
     seed: int = 0,
@@ -260,7 +276,7 @@ def least_squares(
       cost in the last step are both ≤ ftol.
     - ``xtol`` (status 3): the last (tried) step is small, ‖Dδ‖ ≤ xtol·(‖Dx‖ + xtol).
     - ``max_nfev`` (status 0, ``success=False``): residual evaluations exhausted
-      (default 100·n·max(1, n)... at least 1000).
+      (default max(1000, 100 n²)).
 
     Args:
         residual_fn: maps a 1-D tensor x (n,) to residuals (any shape, flattened to m).
@@ -269,7 +285,8 @@ def least_squares(
         jac: optional ``jac(x) -> (m, n)`` Jacobian; default: exact, by ``torch.func``.
         ftol, xtol, gtol: relative tolerances above (0 disables one; not all three).
         max_nfev: cap on residual evaluations (Jacobian evaluations count in ``njev``).
-        lambda0: initial damping λ (relative to max diag(JᵀJ) for ``"levenberg"``).
+        lambda0: initial damping λ (relative to max diag(JᵀJ) for ``"levenberg"``); the
+            default 1e-20 makes the first trial the Gauss–Newton step.
         jac_mode: ``"auto"``, ``"forward"`` or ``"reverse"`` automatic differentiation.
         memory_budget: bytes allowed for J (default: half the free memory).
         seed: unused (the solver is deterministic); accepted for the house convention.
@@ -312,7 +329,15 @@ def least_squares(
 
 @dataclass
 class Damping:
-    """The step rule's state: method key, λ, ν, the GN step fraction t and D² (shared by solver and optimizers).
+    """The step rule's state, shared by the solver and the optimizers.
+
+    Attributes:
+        key: "lm", "levenberg" or "gn".
+        lam: λ (0 for Gauss–Newton).
+        nu: ν, Nielsen's growth factor (used on rejections when the problem is too big for an SVD).
+        t: Gauss–Newton's step fraction (halved after a failed trial).
+        scale_sq: D² (LM: running max of diag(JᵀJ); Levenberg, GN: ones).
+        col_max: running max of diag(JᵀJ) (the reference for :meth:`collapsed`).
 
     Example:
         >>> J = torch.eye(2, dtype=torch.float64); r = torch.ones(2, dtype=torch.float64)
@@ -326,8 +351,9 @@ class Damping:
     nu: float
     t: float
     scale_sq: torch.Tensor
+    col_max: torch.Tensor
     gn_step: torch.Tensor | None = None
-    _last: Any = None
+    last: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
     def start(cls, key: str, J: torch.Tensor, lambda0: float) -> Damping:
@@ -339,7 +365,7 @@ class Damping:
         else:
             scale_sq = torch.ones_like(col_sq)
             lam = lambda0 * max(float(col_sq.max()), torch.finfo(J.dtype).tiny)
-        return cls(key=key, lam=lam if key != "gn" else 0.0, nu=2.0, t=1.0, scale_sq=scale_sq)
+        return cls(key=key, lam=lam if key != "gn" else 0.0, nu=2.0, t=1.0, scale_sq=scale_sq, col_max=col_sq)
 
     def propose(self, J: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """The step δ (θ ← θ − δ) for the current λ (or step fraction t for Gauss–Newton)."""
@@ -348,22 +374,38 @@ class Damping:
                 self.gn_step = gauss_newton_step(J, r)
             return self.t * self.gn_step
         delta = damped_step(J, r, self.lam, self.scale_sq)
-        self._last = (J, r, delta)
+        self.last = (J, r, delta)
         return delta
 
     def update(self, rho: float, J_new: torch.Tensor | None) -> None:
-        """After a trial with gain ratio ρ; ``J_new`` is the Jacobian at the accepted point (None if rejected)."""
+        """After a trial with gain ratio ρ; ``J_new`` is the Jacobian at the accepted point (None if rejected).
+
+        Accepted: λ ← λ·max(1/3, 1 − (2ρ − 1)³) (Nielsen). Rejected: λ grows until
+        the scaled step ‖Dδ‖ is ``_SHRINK`` times the rejected one (MINPACK's
+        trust-region cut, found from the SVD of J D⁻¹); for problems with
+        min(m, n) > ``_SVD_MAX`` λ ← λ·ν, ν ← 2ν instead (Nielsen).
+        """
         if self.key == "gn":
             self.t, self.gn_step = (1.0, None) if rho > _ACCEPT else (self.t * 0.5, self.gn_step)
-            return
-        old = self.lam
-        self.lam, self.nu = nielsen_update(self.lam, self.nu, rho)
-        if rho <= _ACCEPT and EXP.get("shrink") and self._last is not None:
-            J, r, delta = self._last
-            radius = EXP["shrink"] * float((self.scale_sq.sqrt() * delta).norm())
-            self.lam = max(self.lam if EXP.get("max") else old, lambda_for_radius(J, r, self.scale_sq, radius, old))
-        if J_new is not None and self.key == "lm":
-            self.scale_sq = torch.maximum(self.scale_sq, (J_new * J_new).sum(0))
+        else:
+            lam = self.lam
+            self.lam, self.nu = nielsen_update(self.lam, self.nu, rho)
+            if rho <= _ACCEPT and self.last is not None and min(self.last[0].shape) <= _SVD_MAX:
+                J, r, delta = self.last
+                radius = _SHRINK * float((self.scale_sq.sqrt() * delta).norm())
+                self.lam = lambda_for_radius(J, r, self.scale_sq, radius, lam)
+        if J_new is not None:
+            self.col_max = torch.maximum(self.col_max, (J_new * J_new).sum(0))
+            if self.key == "lm":
+                self.scale_sq = torch.maximum(self.scale_sq, self.col_max)
+
+    def collapsed(self, J_new: torch.Tensor) -> bool:
+        """True when some parameter has lost (almost) all influence: ‖J_j‖² < 1e-16 · its running max.
+
+        Such a point is a plateau at infinity (e.g. exp(−b·x) with b → ∞), not a
+        minimum; the solver treats a step into one as a failed trial.
+        """
+        return bool(((J_new * J_new).sum(0) < _COLLAPSE * self.col_max).any())
 
     def exhausted(self) -> bool:
         """Gauss–Newton halved the step past 2^-40 without a decrease."""
@@ -409,16 +451,6 @@ def _solve(residual_fn: Callable, jac_fn: Callable, x: torch.Tensor, r: torch.Te
             break
         delta = damp.propose(J, r)
         pred = predicted_decrease(J, g, delta)
-        if EXP.get("geo"):
-            rvv = torch.func.jvp(lambda z: torch.func.jvp(residual_fn, (z,), (delta,))[1], (x,), (delta,))[1]
-            accel = damped_step(J, rvv.reshape(-1), damp.lam, damp.scale_sq)
-            d = damp.scale_sq.sqrt()
-            ratio = float((d * accel).norm() / (d * delta).norm())
-            if ratio > EXP["geo"] and EXP.get("georej", True):
-                damp.update(-math.inf, None)
-                continue
-            if ratio <= EXP["geo"]:
-                delta = delta + 0.5 * accel
         stop = _converged_before_trial(delta, x, pred, cost, damp, tol)
         if stop is not None:
             status, message = stop
@@ -430,11 +462,15 @@ def _solve(residual_fn: Callable, jac_fn: Callable, x: torch.Tensor, r: torch.Te
         rho = actual / pred
         stop = _converged_after_trial(actual, pred, rho, cost, tol, eps)
         if rho > _ACCEPT:
-            x, r, cost = x - delta, r_new, cost - actual
-            J = jac_fn(x)
-            njev, nit = njev + 1, nit + 1
-            if not _finite(J):
-                raise DivergenceError(f"Jacobian became non-finite (nan or inf) at iteration {nit}")
+            J_new = jac_fn(x - delta)
+            njev += 1
+            if damp.collapsed(J_new):  # a plateau at infinity: count the step as a failure
+                rho, stop = -math.inf, None
+            else:
+                x, r, cost, J = x - delta, r_new, cost - actual, J_new
+                nit += 1
+                if not _finite(J):
+                    raise DivergenceError(f"Jacobian became non-finite (nan or inf) at iteration {nit}")
         damp.update(rho, J if rho > _ACCEPT else None)
         if stop is not None:
             status, message = stop
@@ -473,7 +509,7 @@ class _LeastSquaresOptimizer(torch.optim.Optimizer):
 
     _key = "lm"
 
-    def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict], lr: float = 1.0, lambda0: float = 1e-3,
+    def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict], lr: float = 1.0, lambda0: float = 1e-20,
                  max_tries: int = 10, jac_mode: JacMode = "auto", memory_budget: int | None = None) -> None:
         check_range("lr", lr, 0.0, low_inclusive=False)
         check_range("lambda0", lambda0, 0.0, low_inclusive=False)
@@ -496,7 +532,7 @@ class _LeastSquaresOptimizer(torch.optim.Optimizer):
         if "lambda" not in state:
             return Damping.start(self._key, J, float(self.param_groups[0]["lambda0"]))
         scale_sq = torch.cat([self.state[p]["scale_sq"].reshape(-1) for p in params]).to(J)
-        return Damping(self._key, float(state["lambda"]), float(state["nu"]), 1.0, scale_sq)
+        return Damping(self._key, float(state["lambda"]), float(state["nu"]), 1.0, scale_sq, scale_sq.clone())
 
     def _save(self, params: list[torch.Tensor], damp: Damping, **counters: Any) -> None:
         state = self.state[params[0]]
@@ -565,7 +601,7 @@ class GaussNewton(_LeastSquaresOptimizer):
     r"""Gauss–Newton: solve (JᵀJ) δ = Jᵀr (QR, or the m x m system when m < n); θ ← θ − ε δ.
 
     A step that does not lower ½‖r‖² is halved (at most ``max_tries`` times).
-    ``lambda0`` is accepted for a uniform interface and unused.
+    ``lambda0`` is accepted for a uniform constructor and unused (not in the registry's defaults).
 
     Example:
         >>> w = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
@@ -605,12 +641,12 @@ class LevenbergMarquardt(_LeastSquaresOptimizer):
     _key = "lm"
 
 
-_DEFAULTS = {"lr": 1.0, "lambda0": 1e-3, "max_tries": 10, "jac_mode": "auto", "memory_budget": None}
+_DEFAULTS = {"lr": 1.0, "lambda0": 1e-20, "max_tries": 10, "jac_mode": "auto", "memory_budget": None}
 
 OPTIMIZERS = [
     OptimizerInfo(
         name="gauss-newton", factory=GaussNewton, formula="(JᵀJ) δ = Jᵀr;  θ ← θ − ε δ",
-        defaults=dict(_DEFAULTS), closure="residual", aliases=("gn",), train_lr=1.0, full_batch=True,
+        defaults={k: v for k, v in _DEFAULTS.items() if k != "lambda0"}, closure="residual", aliases=("gn",), train_lr=1.0, full_batch=True,
     ),
     OptimizerInfo(
         name="levenberg", factory=Levenberg, formula="(JᵀJ + λ I) δ = Jᵀr;  θ ← θ − ε δ;  λ adapted",
@@ -623,17 +659,3 @@ OPTIMIZERS = [
     ),
 ]
 
-
-class _CallableModule(types.ModuleType):
-    """Let ``ravine.optim.least_squares(...)`` call the function even after this module was imported.
-
-    Importing ``ravine.optim.least_squares`` (the registry does) binds the
-    *module* to that attribute of ``ravine.optim``, shadowing the lazily
-    exported function of the same name; a callable module keeps both working.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> OptimizeResult:
-        return least_squares(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
