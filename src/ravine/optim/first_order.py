@@ -6,10 +6,10 @@ g is the minibatch gradient, all operations are elementwise; ε = ``lr``,
 | class | registry name | rule | kernel |
 |---|---|---|---|
 | :class:`SGD` | ``sgd`` / ``gd`` | θ ← θ − ε g | ``torch.optim.SGD``, fused |
-| :class:`Momentum` | ``momentum`` | v ← α v − ε g ; θ ← θ + v | own: torch's fused SGD kernel on v (CPU), else foreach |
-| :class:`Nesterov` | ``nesterov`` | v ← α v − ε ∇L(θ + α v) ; θ ← θ + v | own: fused SGD kernel + one foreach op (CPU), else foreach |
+| :class:`Momentum` | ``momentum`` | v ← α v − ε g ; θ ← θ + v | own; CPU: fused SGD kernel |
+| :class:`Nesterov` | ``nesterov`` | v ← α v − ε ∇L(θ + α v) ; θ ← θ + v | own; CPU: fused SGD + 1 op |
 | :class:`AdaGrad` | ``adagrad`` | r ← r + g⊙g ; θ ← θ − ε g / (δ + √r) | ``torch.optim.Adagrad``, fused |
-| :class:`RMSProp` | ``rmsprop`` | r ← ρ r + (1−ρ) g⊙g ; θ ← θ − ε g / √(δ + r) | own: torch's fused Adam kernel (CPU), else foreach |
+| :class:`RMSProp` | ``rmsprop`` | r ← ρ r + (1−ρ) g⊙g ; θ ← θ − ε g / √(δ + r) | own; CPU: fused Adam kernel |
 | :class:`RMSPropEpsOutside` | ``rmsprop``, ``eps_inside_sqrt=False`` | … θ ← θ − ε g / (√r + δ) | ``torch.optim.RMSprop``, foreach |
 | :class:`Adam` | ``adam`` | s, r moments ; θ ← θ − ε ŝ / (√r̂ + δ) | ``torch.optim.Adam``, fused |
 
@@ -303,6 +303,9 @@ def cache_chunks(lists: list[list[torch.Tensor]], size: int | None = None) -> It
         yield [lst[start:] for lst in lists]
 
 
+_HAS_FUSED_KERNELS = hasattr(torch, "_fused_sgd_") and hasattr(torch, "_fused_adam_")
+
+
 def fused_cpu_tensors(lists: list[list[torch.Tensor]]) -> bool:
     """True when torch's fused CPU kernels can run elementwise on these parallel lists.
 
@@ -316,7 +319,8 @@ def fused_cpu_tensors(lists: list[list[torch.Tensor]]) -> bool:
         False
     """
     first = lists[0][0]
-    return (first.device.type == "cpu" and first.dtype in (torch.float32, torch.float64)
+    # The kernels are torch-internal ops: where a torch release lacks them, the foreach path runs.
+    return (_HAS_FUSED_KERNELS and first.device.type == "cpu" and first.dtype in (torch.float32, torch.float64)
             and all(t.is_contiguous() for row in lists for t in row))
 
 
@@ -658,6 +662,14 @@ class Nesterov(_MomentumRule):
     −ε g, chunk by chunk so that φ and g are still in cache. (torch's own
     Nesterov kernel would need the buffer −v/ε instead of v.)
 
+    Args:
+        params: tensors or param-group dicts.
+        lr: ε ≥ 0.
+        momentum: α in [0, 1).
+        weight_decay: λ ≥ 0.
+        l1: λ₁ ≥ 0.
+        fused: False keeps to foreach ops.
+
     Example:
         >>> w = torch.nn.Parameter(torch.tensor([1.0]))
         >>> opt = Nesterov([w], lr=0.1, momentum=0.5)
@@ -738,8 +750,9 @@ class RMSProp(_ForeachRule):
     ``eps`` 0 and a step count at which both bias corrections are exactly 1
     computes s = g, u ← ρ u + (1−ρ) g⊙g, θ ← θ − ε s / √u in one pass. With
     u = r + δ' it gives ρ r + (1−ρ) g⊙g + ρ δ', so one foreach op first sets
-    δ' = δ / ρ (adds δ/ρ − δ_old to the stored r + δ_old), and u leaves the kernel
-    as exactly the new r + δ. The kernel's first-moment buffer is g itself:
+    δ' = δ / ρ (adds δ/ρ − δ_old to the stored r + δ_old, chunk by chunk so the
+    kernel finds it in cache), and u leaves the kernel as the new r + δ (up to
+    rounding). The kernel's first-moment buffer is g itself:
     0 · g + 1 · g rewrites the same values (the caller's gradient is read, not
     changed, unless it holds ±inf, where the step is NaN anyway). ρ = 0,
     non-contiguous tensors, other devices or ``fused=False`` use foreach ops.
@@ -813,7 +826,7 @@ class RMSProp(_ForeachRule):
 
     @torch.no_grad()
     def squared_grad_avg(self) -> list[torch.Tensor]:
-        """The course's r = (r + δ) − δ for every parameter (new tensors, in param-group order; 0 before any step)."""
+        """The course's r = (r + δ) − δ for every parameter (new tensors, in param-group order; 0 before a step)."""
         out = []
         for group in self.param_groups:
             for p in group["params"]:

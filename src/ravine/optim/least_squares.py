@@ -20,7 +20,8 @@ than parameters (m < n) the solve happens in the m x m space instead:
 with ρ > 10⁻⁴ is accepted and λ falls by Nielsen's rule λ ← λ·max(1/3,
 1 − (2ρ − 1)³); a rejected step raises λ until the scaled step ‖Dδ‖ is 0.3 of
 the rejected one (MINPACK's trust-region cut, solved for λ from the SVD of
-J D⁻¹; Nielsen's λ ← λ·ν, ν ← 2ν for problems too large for an SVD). λ0 is
+J D⁻¹; Nielsen's λ ← λ·ν, ν ← 2ν for problems too large for an SVD, and always
+in the ``torch.optim`` optimizers, where it trains MLPs much faster). λ0 is
 tiny by default (1e-20), so the first trial is in effect the Gauss–Newton
 step, as with MINPACK's large initial trust region: a too-long step costs one
 evaluation, a too-short first step can commit the iteration to a far-away
@@ -34,7 +35,12 @@ still a descent method.
 Why not a library: SciPy's ``least_squares`` is NumPy-only (no autograd
 Jacobian, no GPU, not a ``torch.optim`` optimizer); the PyPI
 ``torch-levenberg-marquardt`` is a training loop, not a ``torch.optim``
-optimizer, and solves the normal equations by Cholesky.
+optimizer, and factorizes the normal matrix JᵀJ + λI (QR, Cholesky or LU).
+
+For an ``nn.Module`` whose samples are independent, pass the residuals as
+:class:`SampleResiduals` (``opt.step(SampleResiduals(model, x, y))``): the
+optimizers then take J sample by sample (``vmap`` over samples), O(m·n) work
+instead of O(m²·n) through the whole batch.
 
 Example:
     >>> import torch
@@ -79,8 +85,34 @@ def _triangular_lstsq(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve_triangular(R, (Q.mT @ b).unsqueeze(1), upper=True).squeeze(1)
 
 
-def damped_step(J: torch.Tensor, r: torch.Tensor, lam: float, scale_sq: torch.Tensor) -> torch.Tensor:
+def scaled_gram(J: torch.Tensor, scale_sq: torch.Tensor, block: int = 256) -> torch.Tensor:
+    """K Kᵀ with K = J D⁻¹ (m x m): the matrix of the m < n solve in :func:`damped_step`, independent of λ.
+
+    For m > 2·``block`` only the block lower triangle is multiplied and mirrored (torch has
+    no symmetric rank-k product): ~55 % of the flops, measured 1.3-1.6x faster at m = 1000,
+    n = 10⁴ on one CPU thread.
+
+    Example:
+        >>> J = torch.randn(600, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> torch.allclose(scaled_gram(J, torch.full((40,), 4.0, dtype=torch.float64)), J @ J.T / 4)
+        True
+    """
+    K = J / scale_sq.sqrt()
+    m = K.shape[0]
+    if m <= 2 * block:
+        return K @ K.mT
+    G = K.new_empty(m, m)
+    for i in range(0, m, block):
+        G[i:i + block, :i + block] = K[i:i + block] @ K[:i + block].mT
+        G[:i, i:i + block] = G[i:i + block, :i].mT
+    return G
+
+
+def damped_step(J: torch.Tensor, r: torch.Tensor, lam: float, scale_sq: torch.Tensor,
+                gram: torch.Tensor | None = None) -> torch.Tensor:
     """Solve (JᵀJ + λ D²) δ = Jᵀr for λ > 0 (D² = ``scale_sq`` > 0), without forming JᵀJ when m ≥ n.
+
+    ``gram``: :func:`scaled_gram` of (J, D²) when m < n, to share it between trials of one J.
 
     Example:
         >>> J = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], dtype=torch.float64)
@@ -90,14 +122,12 @@ def damped_step(J: torch.Tensor, r: torch.Tensor, lam: float, scale_sq: torch.Te
         True
     """
     m, n = J.shape
-    d = scale_sq.sqrt()
     if m >= n:
-        A = torch.cat([J, math.sqrt(lam) * torch.diag(d)])
+        A = torch.cat([J, math.sqrt(lam) * torch.diag(scale_sq.sqrt())])
         b = torch.cat([r, r.new_zeros(n)])
         return _triangular_lstsq(A, b)
     # Fewer residuals than parameters: push-through identity, an m x m solve.
-    K = J / d
-    G = K @ K.mT
+    G = (scaled_gram(J, scale_sq) if gram is None else gram).clone()
     G.diagonal().add_(lam)
     L, info = torch.linalg.cholesky_ex(G)
     if int(info) != 0:  # λ negligible and K rank-deficient: damp just enough for the factorization
@@ -106,7 +136,7 @@ def damped_step(J: torch.Tensor, r: torch.Tensor, lam: float, scale_sq: torch.Te
     if int(info) != 0:  # pragma: no cover - G has non-finite entries
         raise DivergenceError("the damped m x m system could not be factorized (non-finite Jacobian?)")
     y = torch.cholesky_solve(r.unsqueeze(1), L).squeeze(1)
-    return (K.mT @ y) / d
+    return (J.mT @ y) / scale_sq
 
 
 def gauss_newton_step(J: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
@@ -213,7 +243,9 @@ class _Tolerances:
 
 
 def _finite(r: torch.Tensor) -> bool:
-    return bool(torch.isfinite(r).all())
+    # A sum is finite only if every term is (inf/nan propagate), and summing is ~15x cheaper than
+    # isfinite().all() on a large J; the exact test only runs when the sum is not finite (or overflowed).
+    return bool(torch.isfinite(r.sum())) or bool(torch.isfinite(r).all())
 
 
 def _check_residual(r: Any, m: int | None, where: str) -> torch.Tensor:
@@ -338,6 +370,8 @@ class Damping:
         t: Gauss–Newton's step fraction (halved after a failed trial).
         scale_sq: D² (LM: running max of diag(JᵀJ); Levenberg, GN: ones).
         col_max: running max of diag(JᵀJ) (the reference for :meth:`collapsed`).
+        radius_cut: on a rejection, solve for the λ that shrinks the scaled step (MINPACK, the
+            functional solver); False: Nielsen's λ ← λ·ν only (the optimizers, see :meth:`update`).
 
     Example:
         >>> J = torch.eye(2, dtype=torch.float64); r = torch.ones(2, dtype=torch.float64)
@@ -353,10 +387,12 @@ class Damping:
     scale_sq: torch.Tensor
     col_max: torch.Tensor
     gn_step: torch.Tensor | None = None
+    radius_cut: bool = True
+    gram: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
     last: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     @classmethod
-    def start(cls, key: str, J: torch.Tensor, lambda0: float) -> Damping:
+    def start(cls, key: str, J: torch.Tensor, lambda0: float, radius_cut: bool = True) -> Damping:
         """λ0 for LM (D² = diag(JᵀJ), zero columns → 1), λ0·max diag(JᵀJ) for Levenberg (D = I)."""
         col_sq = (J * J).sum(0)
         if key == "lm":
@@ -365,7 +401,8 @@ class Damping:
         else:
             scale_sq = torch.ones_like(col_sq)
             lam = lambda0 * max(float(col_sq.max()), torch.finfo(J.dtype).tiny)
-        return cls(key=key, lam=lam if key != "gn" else 0.0, nu=2.0, t=1.0, scale_sq=scale_sq, col_max=col_sq)
+        return cls(key=key, lam=lam if key != "gn" else 0.0, nu=2.0, t=1.0, scale_sq=scale_sq, col_max=col_sq,
+                   radius_cut=radius_cut)
 
     def propose(self, J: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """The step δ (θ ← θ − δ) for the current λ (or step fraction t for Gauss–Newton)."""
@@ -373,8 +410,14 @@ class Damping:
             if self.gn_step is None:
                 self.gn_step = gauss_newton_step(J, r)
             return self.t * self.gn_step
-        delta = damped_step(J, r, self.lam, self.scale_sq)
-        self.last = (J, r, delta)
+        m, n = J.shape
+        gram = None
+        if m < n:  # J D⁻² Jᵀ does not depend on λ: form it once per (J, D²), not once per trial
+            if self.gram is None or self.gram[0] is not J or self.gram[1] is not self.scale_sq:
+                self.gram = (J, self.scale_sq, scaled_gram(J, self.scale_sq))
+            gram = self.gram[2]
+        delta = damped_step(J, r, self.lam, self.scale_sq, gram)
+        self.last = (J, r, delta) if self.radius_cut else None
         return delta
 
     def update(self, rho: float, J_new: torch.Tensor | None) -> None:
@@ -383,7 +426,10 @@ class Damping:
         Accepted: λ ← λ·max(1/3, 1 − (2ρ − 1)³) (Nielsen). Rejected: λ grows until
         the scaled step ‖Dδ‖ is ``_SHRINK`` times the rejected one (MINPACK's
         trust-region cut, found from the SVD of J D⁻¹); for problems with
-        min(m, n) > ``_SVD_MAX`` λ ← λ·ν, ν ← 2ν instead (Nielsen).
+        min(m, n) > ``_SVD_MAX``, or with ``radius_cut=False``, λ ← λ·ν, ν ← 2ν instead (Nielsen).
+        The optimizers use Nielsen's rule: on tanh-MLP fits (sinc, 1-30-30-1, 300 points) the
+        radius cut reached MSE 1e-4 in 400 steps where Nielsen's reached 5e-10, and its SVD cost
+        more than the rest of the step.
         """
         if self.key == "gn":
             self.t, self.gn_step = (1.0, None) if rho > _ACCEPT else (self.t * 0.5, self.gn_step)
@@ -496,6 +542,63 @@ def _assign(params: list[torch.Tensor], flat: torch.Tensor) -> None:
             offset += p.numel()
 
 
+class SampleResiduals:
+    r"""A residual closure for a module whose samples are independent, with a per-sample Jacobian.
+
+    Calling it returns ``residual_fn(model(inputs), targets)`` flattened, so it is a plain
+    ``"residual"`` closure everywhere. The least-squares optimizers recognise it and take J
+    sample by sample instead of through the whole batch: ``vmap`` over the samples of
+    ``jacrev`` of one sample's residuals (``functional_call`` on the module). An opaque closure
+    forces m vector-Jacobian products each through the full batch, O(m²·n) work; per sample it
+    is O(m·n), which for a 1-100-100-1 MLP on 1 000 points measured ~30x faster.
+    Valid when sample i's residuals depend only on row i of ``inputs`` and ``targets`` (no
+    BatchNorm in training mode, no batch-wide losses); rows of J follow the residuals' order.
+
+    Args:
+        model: the ``nn.Module``; parameters not handed to the optimizer stay fixed.
+        inputs, targets: the batch (first dimension = samples).
+        residual_fn: ``residual_fn(outputs, targets) -> residuals`` (default: outputs − targets),
+            elementwise over samples.
+
+    Example:
+        >>> net = torch.nn.Linear(1, 1, dtype=torch.float64)
+        >>> x = torch.linspace(0, 1, 5, dtype=torch.float64).unsqueeze(1)
+        >>> opt = LevenbergMarquardt(net.parameters())
+        >>> _ = opt.step(SampleResiduals(net, x, 3 * x + 1))
+        >>> [round(v, 6) for v in (net.weight.item(), net.bias.item())]
+        [3.0, 1.0]
+    """
+
+    def __init__(self, model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                 residual_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
+        self.model, self.inputs, self.targets = model, inputs, targets
+        self.residual_fn = residual_fn if residual_fn is not None else torch.sub
+
+    def __call__(self) -> torch.Tensor:
+        return self.residual_fn(self.model(self.inputs), self.targets).reshape(-1)
+
+    def jacobian(self, params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(r, J) with the columns of J in the order of ``params`` (flattened, concatenated)."""
+        from torch.func import functional_call, jacrev, vmap
+
+        names = {id(p): name for name, p in self.model.named_parameters()}
+        missing = [i for i, p in enumerate(params) if id(p) not in names]
+        if missing:
+            raise ClosureError(f"SampleResiduals: parameter {missing[0]} is not a parameter of the model")
+        keys, sizes = [names[id(p)] for p in params], [p.numel() for p in params]
+        fixed = {**dict(self.model.named_parameters()), **dict(self.model.named_buffers())}
+        flat = _flat(params)
+
+        def one(z: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            values = {k: t.view(p.shape) for k, t, p in zip(keys, torch.split(z, sizes), params, strict=True)}
+            out = functional_call(self.model, {**fixed, **values}, (x.unsqueeze(0),))
+            r = self.residual_fn(out, y.unsqueeze(0)).reshape(-1)
+            return r, r
+
+        J, r = vmap(jacrev(one, has_aux=True), in_dims=(None, 0, 0))(flat, self.inputs, self.targets)
+        return r.reshape(-1).detach(), J.reshape(-1, flat.numel()).detach()
+
+
 class _LeastSquaresOptimizer(torch.optim.Optimizer):
     """Shared ``step`` of the three least-squares optimizers (see the module docstring).
 
@@ -530,9 +633,10 @@ class _LeastSquaresOptimizer(torch.optim.Optimizer):
     def _damping(self, params: list[torch.Tensor], J: torch.Tensor) -> Damping:
         state = self.state[params[0]]
         if "lambda" not in state:
-            return Damping.start(self._key, J, float(self.param_groups[0]["lambda0"]))
+            return Damping.start(self._key, J, float(self.param_groups[0]["lambda0"]), radius_cut=False)
         scale_sq = torch.cat([self.state[p]["scale_sq"].reshape(-1) for p in params]).to(J)
-        return Damping(self._key, float(state["lambda"]), float(state["nu"]), 1.0, scale_sq, scale_sq.clone())
+        return Damping(self._key, float(state["lambda"]), float(state["nu"]), 1.0, scale_sq, scale_sq.clone(),
+                       radius_cut=False)
 
     def _save(self, params: list[torch.Tensor], damp: Damping, **counters: Any) -> None:
         state = self.state[params[0]]
@@ -568,7 +672,10 @@ class _LeastSquaresOptimizer(torch.optim.Optimizer):
             first["m"] = r0.numel()
         m = int(first["m"])
         with torch.enable_grad():
-            r, J = params_jacobian(closure, params, m=m, mode=group["jac_mode"])
+            if isinstance(closure, SampleResiduals):
+                r, J = closure.jacobian(params)
+            else:
+                r, J = params_jacobian(closure, params, m=m, mode=group["jac_mode"])
         if r.numel() != m:
             raise ClosureError(f"the closure returned {r.numel()} residuals, earlier {m}; the residual vector must "
                                "keep its shape (use drop_last=True for mini-batches)")
