@@ -120,16 +120,28 @@ def summarize(history: Mapping[str, Any], target: float | None) -> dict[str, Any
     }
 
 
-def _final_errors(inst: problems.ProblemInstance, model: torch.nn.Module) -> tuple[float, float]:
-    """Train and validation error (error_fn units) of the final model, in eval mode."""
-    d = inst.data
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return float(inst.error_fn(model(d.X_train), d.y_train)), float(inst.error_fn(model(d.X_val), d.y_val))
-    finally:
-        model.train(was_training)
+def diagnose_history(history: Mapping[str, Any], reference_error: float) -> dict[str, Any]:
+    """The course's bias / variance diagnosis of a finished run, from its history.
+
+    The final epoch's train and validation metrics (whole splits, eval mode) become
+    errors — 1 − metric where higher is better (accuracy), the metric itself
+    otherwise (rmse) — and go to :func:`ravine.diagnostics.fit.diagnose_fit`.
+
+    Example:
+        >>> h = {"epoch": {"train_metric": [0.5, 0.99], "val_metric": [0.5, 0.9]}, "status": "ok",
+        ...      "higher_is_better": True, "iteration": {"loss": []}}
+        >>> diagnose_history(h, 0.02)["kind"]
+        'overfitting (high variance)'
+    """
+    ep = history["epoch"]
+    train_err = val_err = math.nan
+    if history["status"] == "ok" and ep["train_metric"]:
+        train_m, val_m = ep["train_metric"][-1], ep["val_metric"][-1]
+        if history.get("higher_is_better", True):
+            train_err, val_err = 1.0 - train_m, 1.0 - val_m
+        else:
+            train_err, val_err = train_m, val_m
+    return diagnose_fit(train_err, val_err, reference_error, dict(history)).to_dict()
 
 
 def _validate(problem: str, optimizers: Sequence[str], lr: Mapping[str, float], hyper: Mapping[str, Mapping],
@@ -208,12 +220,11 @@ def compare(problem: str = "digits-mlp", optimizers: Sequence[str] = DEFAULT_OPT
         history = result.history
         run_target = target if target is not None else inst.target
         summary = summarize(history, run_target)
-        train_err, val_err = _final_errors(inst, result.model) if history["status"] == "ok" else (math.nan, math.nan)
-        diagnosis = diagnose_fit(train_err, val_err, inst.reference_error, history)
+        diagnosis = diagnose_history(history, inst.reference_error)
         results.update({"metric_name": inst.metric_name, "higher_is_better": inst.higher_is_better,
                         "target": run_target, "reference_error": inst.reference_error})
         results["runs"][name] = {"hyper": {"lr": run_lr, **hyper.get(name, {})}, "history": history,
-                                 "summary": summary, "diagnosis": diagnosis.to_dict(),
+                                 "summary": summary, "diagnosis": diagnosis,
                                  "effective_step": tracker.to_dict()}
     results["wall_time"] = time.perf_counter() - start
     if out is not None:

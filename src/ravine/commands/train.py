@@ -64,24 +64,17 @@ def _run(config: Path, resume: bool, nproc: int | None, out: Path | None, seed: 
         history = train_from_config(cfg, folder, resume=resume, progress=progress, raise_on_divergence=False)
     if not is_rank0:
         return
-    summary = summarize(history)
+    from ravine import problems
+    from ravine.compare import diagnose_history, summarize
+
+    inst = problems.get(cfg.problem).build(seed=cfg.seed, **cfg.problem_options)  # for target and reference
+    summary = summarize(history, inst.target)
+    diagnosis = diagnose_history(history, inst.reference_error)
     _print_summary(cfg, history, summary, folder)
-    _write_report(cfg, history, summary, folder)
+    console.print(f"[bold]diagnosis:[/] {diagnosis['kind']} — {diagnosis['explanation']}", highlight=False)
+    _write_report(cfg, history, summary, diagnosis, inst, folder)
     if history["status"] == "diverged":
         raise DivergenceError(history["message"])
-
-
-def summarize(history: dict[str, Any]) -> dict[str, Any]:
-    """Final train loss, best validation metric (and its epoch), test metric, wall time, status."""
-    ep = history["epoch"]
-    vals = [(v, e) for v, e in zip(ep["val_metric"], ep["epoch"], strict=True) if v is not None and math.isfinite(v)]
-    best = (max if history["higher_is_better"] else min)(vals, default=(math.nan, None))
-    test = history.get("test") or {}
-    return {"status": history["status"], "final_train_loss": ep["train_loss"][-1] if ep["train_loss"] else math.nan,
-            "best_val_metric": best[0], "best_val_epoch": best[1], "test_metric": test.get("metric", math.nan),
-            "test_loss": test.get("loss", math.nan), "epochs": ep["epoch"][-1] if ep["epoch"] else 0,
-            "iterations": history["iteration"]["step"][-1] if history["iteration"]["step"] else 0,
-            "wall_time": history["wall_time"]}
 
 
 def _print_summary(cfg: Any, history: dict[str, Any], summary: dict[str, Any], folder: Path) -> None:
@@ -89,7 +82,7 @@ def _print_summary(cfg: Any, history: dict[str, Any], summary: dict[str, Any], f
     table = Table(title=f"ravine train · {cfg.problem} · {cfg.optimizer}")
     for col in ("status", "epochs", "steps", "train loss", f"best val {metric}", f"test {metric}", "seconds"):
         table.add_column(col, justify="right")
-    table.add_row(summary["status"], str(summary["epochs"]), str(summary["iterations"]),
+    table.add_row(summary["status"], str(summary["epochs_run"]), str(summary["iterations"]),
                   f"{summary['final_train_loss']:.4g}",
                   f"{summary['best_val_metric']:.4g} ({summary['best_val_epoch']})",
                   f"{summary['test_metric']:.4g}", f"{summary['wall_time']:.2f}")
@@ -99,16 +92,18 @@ def _print_summary(cfg: Any, history: dict[str, Any], summary: dict[str, Any], f
     console.print(f"wrote {folder}")
 
 
-def _write_report(cfg: Any, history: dict[str, Any], summary: dict[str, Any], folder: Path) -> None:
+def _write_report(cfg: Any, history: dict[str, Any], summary: dict[str, Any], diagnosis: dict[str, Any],
+                  inst: Any, folder: Path) -> None:
     try:
         from ravine.report import write_report
     except ImportError:  # the report module is optional for a training run
         console.print("report.html skipped (ravine.report is not available)")
         return
     lr = cfg.lr if cfg.lr is not None else (history["epoch"]["lr"] or [None])[0]
-    results = {"problem": cfg.problem, "metric_name": history["metric_name"], "epochs": summary["epochs"],
+    results = {"problem": cfg.problem, "metric_name": history["metric_name"], "epochs": summary["epochs_run"],
                "batch_size": cfg.batch_size, "seed": cfg.seed, "device": cfg.device,
                "wall_time": history["wall_time"],
                "runs": {cfg.optimizer: {"history": history, "summary": summary,
-                                        "hyper": {"lr": lr, **cfg.hyper}, "diagnosis": {}}}}
+                                        "hyper": {"lr": lr, **cfg.hyper}, "diagnosis": diagnosis}},
+               "target": inst.target, "reference_error": inst.reference_error}
     write_report(folder, results, title=f"ravine train · {cfg.problem} · {cfg.optimizer}")
