@@ -70,7 +70,7 @@ def _print_summary(results: dict[str, Any]) -> None:
     for name, run in results["runs"].items():
         s = run["summary"]
         table.add_row(name, _fmt(run["hyper"].get("lr"), ".3g"), _fmt(s["final_train_loss"], ".3g"),
-                      _fmt(s["best_val_metric"]), _fmt(s["test_metric"]), _fmt(s["epochs_to_target"]),
+                      _fmt(s["best_val_metric"], ".3g"), _fmt(s["test_metric"], ".3g"), _fmt(s["epochs_to_target"]),
                       _fmt(s["wall_time"], ".1f"), run["diagnosis"]["kind"].split(" (")[0])
     console.print(table)
     for name, run in results["runs"].items():
