@@ -135,24 +135,25 @@ def learning_rate(runs: Runs) -> Figure:
 
 
 def effective_step(runs: Runs) -> Figure:
-    """The effective step size ‖Δθ‖ / ‖g‖ per iteration (faint) and its epoch mean.
+    """The effective learning rate, median over coordinates of |Δθ_i| / |g_i|, per iteration.
 
-    For plain SGD it equals ε; momentum enlarges it up to ε / (1 − α); for
-    AdaGrad it is a gradient-weighted average of ε / (δ + √r_i), which decays as
-    the accumulated squared gradients r grow; RMSProp and Adam keep it roughly
-    steady because r is a moving average. Runs are read from
+    For plain SGD it equals ε; for AdaGrad it is the median of ε / (δ + √r_i),
+    which only falls as the accumulated squared gradients r grow; RMSProp's
+    ε / √(δ + r_i) forgets old gradients and rises again as they shrink. Both
+    axes are logarithmic so the early decay is visible. Runs are read from
     ``run["effective_step"] = {"step": [...], "value": [...], "epoch_end_step": [...],
     "epoch_mean": [...]}``.
     """
-    fig, (ax,) = _frame("Effective step size ‖Δθ‖ / ‖g‖ (faint: per iteration; solid: epoch mean)",
-                        "iteration", "effective step size (log scale)")
+    fig, (ax,) = _frame("Effective learning rate: median |Δθᵢ| / |gᵢ| (faint: per iteration; dots: epoch mean)",
+                        "iteration (log scale)", "effective learning rate (log scale)")
     palette = colors(list(runs))
     for name, run in runs.items():
         eff = run.get("effective_step") or {}
         xs, ys = _finite_pairs(eff.get("step", []), eff.get("value", []), positive=True)
-        ax.plot(xs, ys, color=palette[name], alpha=0.15, linewidth=0.8)
+        ax.plot(xs, ys, color=palette[name], alpha=0.35, linewidth=0.8)
         xs, ys = _finite_pairs(eff.get("epoch_end_step", []), eff.get("epoch_mean", []), positive=True)
         ax.plot(xs, ys, color=palette[name], marker="o", markersize=3, linewidth=1.8, label=_label(name, run))
+    ax.set_xscale("log")
     ax.set_yscale("log")
     ax.legend(loc="best", fontsize=9)
     return fig

@@ -35,10 +35,10 @@ _CAPTIONS = {
     "validation": "Validation loss and metric after each epoch (epoch 0 is the untrained model). The gap "
                   "between these and the training curves is the generalization gap.",
     "learning_rate": "The learning rate ε the schedule set at each epoch (flat lines: constant ε).",
-    "effective_step": "Effective step size ‖Δθ‖ / ‖g‖: how far one update moves per unit of gradient. "
-                      "For SGD it is ε; momentum enlarges it towards ε / (1 − α); AdaGrad's decays because "
-                      "its accumulator r of squared gradients only grows (ε / (δ + √r)); RMSProp and Adam "
-                      "forget old gradients, so theirs does not decay.",
+    "effective_step": "Effective learning rate: the median over coordinates of |Δθᵢ| / |gᵢ|, how far one update "
+                      "moves per unit of gradient. For SGD it is ε; AdaGrad's is ε / (δ + √rᵢ) and can only fall, "
+                      "because its accumulator r of squared gradients only grows; RMSProp and Adam forget old "
+                      "gradients, so theirs rises again as the gradients shrink.",
     "time_to_target": "Wall-clock seconds and epochs until the validation metric first reached the target. "
                       "Hatched bars never reached it within the budget (bar height: the whole budget).",
 }
