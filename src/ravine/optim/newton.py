@@ -392,23 +392,15 @@ def truncated_cg(hvp: Callable[[torch.Tensor], torch.Tensor], g: torch.Tensor, m
     return d
 
 
-def _newton(params: Any, **hyper: Any) -> Newton:
-    return Newton(params, **hyper)
-
-
-def _newton_cg(params: Any, **hyper: Any) -> NewtonCG:
-    return NewtonCG(params, **hyper)
-
-
 OPTIMIZERS: list[OptimizerInfo] = [
     OptimizerInfo(
-        name="newton", factory=_newton,
+        name="newton", factory=Newton,
         formula="(H + τI) δ = g by Cholesky (τ > 0 only where H is not positive definite), θ ← θ − ε δ",
         defaults={**_COMMON_DEFAULTS, "damping": 0.0, "max_params": 5000},
         closure="graph", train_lr=1.0, full_batch=True,
     ),
     OptimizerInfo(
-        name="newton-cg", factory=_newton_cg,
+        name="newton-cg", factory=NewtonCG,
         formula="H δ ≈ g by truncated CG on Hv products, θ ← θ − ε δ, ε by line search from 1",
         defaults={**_COMMON_DEFAULTS, "cg_max_iter": None},
         closure="graph", train_lr=1.0, full_batch=True,

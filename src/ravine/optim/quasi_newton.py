@@ -273,23 +273,15 @@ class LBFGS(_QuasiNewtonBase):
         state["steps"], state["grad_diffs"], state["gamma"] = [], [], 1.0
 
 
-def _bfgs(params: Any, **hyper: Any) -> BFGS:
-    return BFGS(params, **hyper)
-
-
-def _lbfgs(params: Any, **hyper: Any) -> LBFGS:
-    return LBFGS(params, **hyper)
-
-
 OPTIMIZERS: list[OptimizerInfo] = [
     OptimizerInfo(
-        name="bfgs", factory=_bfgs,
+        name="bfgs", factory=BFGS,
         formula="d = −H̃g, ε by strong Wolfe, H̃ ← (I − ρsyᵀ)H̃(I − ρysᵀ) + ρssᵀ, ρ = 1/yᵀs",
         defaults={**_COMMON_DEFAULTS, "max_params": 10000},
         closure="loss", train_lr=1.0, full_batch=True,
     ),
     OptimizerInfo(
-        name="lbfgs", factory=_lbfgs,
+        name="lbfgs", factory=LBFGS,
         formula="d = −H̃g by the two-loop recursion over the last m pairs (s, y), ε by strong Wolfe",
         defaults={**_COMMON_DEFAULTS, "history_size": 10},
         closure="loss", train_lr=1.0, full_batch=True, aliases=("l-bfgs",),
