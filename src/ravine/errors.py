@@ -8,6 +8,7 @@ that line and exit code 2.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -87,7 +88,7 @@ def check_range(
         parts.append(f" {hi_sym} {high:g}")
     allowed = "".join(parts) if (low is not None or high is not None) else f"{field} a finite number"
     try:
-        if isinstance(value, bool):
+        if isinstance(value, bool | str | bytes):  # float("1e-3") would pass, then break the arithmetic
             raise TypeError
         x = float(value)
     except (TypeError, ValueError):
@@ -112,7 +113,8 @@ def check_int(field: str, value: Any, low: int | None = None, high: int | None =
     """
     allowed = (f"integer >= {low}" if high is None else f"integer in [{low}, {high}]") if low is not None \
         else "integer"
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+    # Only real integers: a float such as 2.0 would pass a range check, then break range(max_iter).
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise error(f"Invalid {field}: {value!r} (allowed: {allowed})")
     v = int(value)
     if (low is not None and v < low) or (high is not None and v > high):

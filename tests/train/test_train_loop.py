@@ -328,3 +328,28 @@ def test_weights_broken_by_an_epochs_last_step_are_never_checkpointed(tmp_path):
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
     assert ckpt["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in ckpt["model"].values())
+
+
+def test_nesterov_is_evaluated_at_theta_not_at_the_lookahead_point() -> None:
+    # ravine's Nesterov stores φ = θ + αv in the parameters; reported losses must be L(θ).
+    import torch
+
+    from ravine.problems import get
+    from ravine.train import Callback, fit
+
+    seen: dict = {}
+
+    class Grab(Callback):
+        def on_epoch_end(self, state) -> None:
+            seen["theta"] = [t.clone() for t in state.optimizer.theta()]
+            seen["phi"] = [p.detach().clone() for p in state.model.parameters()]
+
+    inst = get("diabetes-linreg").build(seed=0)
+    res = fit(inst, "nesterov", epochs=2, lr=0.01, hyper={"momentum": 0.9}, callbacks=[Grab()])
+    assert any(not torch.equal(a, b) for a, b in zip(seen["theta"], seen["phi"], strict=True))
+    d = inst.data
+    with torch.no_grad():
+        for p, t in zip(inst.model.parameters(), seen["theta"], strict=True):
+            p.copy_(t)
+        oracle = float(inst.loss_fn(inst.model(d.X_val), d.y_val))
+    assert abs(res.history["epoch"]["val_loss"][-1] - oracle) < 1e-6

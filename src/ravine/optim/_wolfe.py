@@ -204,7 +204,10 @@ class FlatClosureOptimizer(torch.optim.Optimizer):
             raise HyperparameterError(
                 f"Invalid params: {self.method_name} takes one parameter group (got {len(self.param_groups)}); "
                 "pass a flat list of parameters")
-        self._params: list[torch.Tensor] = self.param_groups[0]["params"]
+        # Frozen parameters (requires_grad=False) are constants of the loss, not unknowns.
+        self._params: list[torch.Tensor] = [p for p in self.param_groups[0]["params"] if p.requires_grad]
+        if not self._params:
+            raise HyperparameterError(f"Invalid params: {self.method_name} got no parameter that requires grad")
         self._numel = sum(p.numel() for p in self._params)
 
     @property

@@ -172,6 +172,14 @@ class _CheckedGroups:
     _extra_defaults: dict[str, Any] = {}
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
+        known = {**self.defaults, **self._extra_defaults}  # type: ignore[attr-defined]
+        unknown = sorted(set(param_group) - set(known) - {"params", "param_names", "initial_lr"})
+        if unknown:  # a typo would otherwise be kept in the group and silently ignored
+            raise HyperparameterError(f"unknown param-group key {unknown[0]!r} for {type(self).__name__}; "
+                                      f"allowed: {', '.join(sorted(known))}")
+        if "eps_inside_sqrt" in param_group and param_group["eps_inside_sqrt"] != known.get("eps_inside_sqrt"):
+            raise HyperparameterError("Invalid eps_inside_sqrt in a param group (allowed: the optimizer's own "
+                                      "value; choose it with rmsprop(..., eps_inside_sqrt=...))")
         for key, value in self._extra_defaults.items():
             param_group.setdefault(key, value)
         check_hyperparameters({**self.defaults, **param_group}, self._checks)  # type: ignore[attr-defined]
@@ -251,6 +259,10 @@ class _TorchRule(_CheckedGroups):
             with torch.enable_grad():
                 loss = closure()
         self._sync_group_keys()
+        for group in self.param_groups:
+            if any(p.grad is not None and p.grad.is_sparse for p in group["params"]):
+                raise DataError(f"Invalid gradient: sparse (allowed: dense gradients for {type(self).__name__}; "
+                                "use torch.optim.SparseAdam or nn.Embedding(sparse=False))")
         # under torch.amp.GradScaler a fused kernel gets scaled gradients and unscales them
         # itself (``grad_scale`` is set on the optimizer), so the L1 term is scaled to match
         scale = getattr(self, "grad_scale", None)

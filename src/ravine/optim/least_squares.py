@@ -624,11 +624,12 @@ class _LeastSquaresOptimizer(torch.optim.Optimizer):
         super().__init__(params, defaults)
 
     def _params(self) -> list[torch.Tensor]:
-        return [p for group in self.param_groups for p in group["params"]]
+        # Frozen parameters (requires_grad=False) are constants of the residual, not unknowns.
+        return [p for group in self.param_groups for p in group["params"] if p.requires_grad]
 
     def _lr_vector(self, like: torch.Tensor) -> torch.Tensor:
         return torch.cat([torch.full((p.numel(),), float(group["lr"]), dtype=like.dtype, device=like.device)
-                          for group in self.param_groups for p in group["params"]])
+                          for group in self.param_groups for p in group["params"] if p.requires_grad])
 
     def _damping(self, params: list[torch.Tensor], J: torch.Tensor) -> Damping:
         state = self.state[params[0]]

@@ -21,10 +21,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -309,6 +310,31 @@ def _make_schedules(schedule: Any, optimizer: torch.optim.Optimizer) -> list[tup
     return out
 
 
+@contextlib.contextmanager
+def _course_params(optimizer: torch.optim.Optimizer) -> Iterator[None]:
+    """Evaluate at the course's θ for optimizers whose parameters hold another point.
+
+    ravine's Nesterov keeps the look-ahead point θ + αv in the parameters and
+    offers ``theta()``; losses and metrics are reported at θ. The parameters are
+    restored bit for bit afterwards, so training (and resume) is unaffected.
+    """
+    theta = getattr(optimizer, "theta", None)
+    if theta is None:
+        yield
+        return
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    saved = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for p, t in zip(params, theta(), strict=True):
+            p.copy_(t)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, t in zip(params, saved, strict=True):
+                p.copy_(t)
+
+
 def _evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, inst: ProblemInstance,
               want_error: bool = False) -> tuple[float, float, float]:
     """(loss, metric, error) of ``model`` on a whole split, in eval mode and without grad."""
@@ -447,7 +473,8 @@ class _Trainer:
     def _finish(self) -> None:
         hist = self.history
         if hist["status"] == "ok":
-            loss, metric, _ = _evaluate(self.model, self.data.X_test, self.data.y_test, self.inst)
+            with _course_params(self.optimizer):
+                loss, metric, _ = _evaluate(self.model, self.data.X_test, self.data.y_test, self.inst)
             hist["test"] = {"loss": loss, "metric": metric}
         hist["wall_time"] = time.perf_counter() - self.start_time
         if self.writer is not None:
@@ -542,7 +569,8 @@ class _Trainer:
         self.epoch = epoch
 
     def _record_eval(self, epoch: float) -> None:
-        loss, metric, _ = _evaluate(self.model, self.data.X_val, self.data.y_val, self.inst)
+        with _course_params(self.optimizer):
+            loss, metric, _ = _evaluate(self.model, self.data.X_val, self.data.y_val, self.inst)
         ev = self.history["eval"]
         for key, value in (("step", self.iteration), ("epoch", epoch), ("val_loss", loss), ("val_metric", metric)):
             ev[key].append(value)
@@ -550,9 +578,10 @@ class _Trainer:
     def _record_epoch(self, epoch: int, lr_used: float) -> float:
         """Evaluate on train and validation, append the epoch row; returns the validation error."""
         needs_error = any(entry.needs_metric for _, entry in self.schedules)
-        train_loss, train_metric, _ = _evaluate(self.model, self.data.X_train, self.data.y_train, self.inst)
-        val_loss, val_metric, val_error = _evaluate(self.model, self.data.X_val, self.data.y_val, self.inst,
-                                                    want_error=needs_error)
+        with _course_params(self.optimizer):
+            train_loss, train_metric, _ = _evaluate(self.model, self.data.X_train, self.data.y_train, self.inst)
+            val_loss, val_metric, val_error = _evaluate(self.model, self.data.X_val, self.data.y_val, self.inst,
+                                                        want_error=needs_error)
         row = {"epoch": epoch, "iteration": self.iteration, "time": time.perf_counter() - self.start_time,
                "train_loss": train_loss, "train_metric": train_metric, "val_loss": val_loss,
                "val_metric": val_metric, "lr": lr_used}
