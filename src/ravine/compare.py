@@ -24,7 +24,7 @@ import torch
 
 from ravine import optim, problems, schedules
 from ravine.diagnostics.fit import diagnose_fit
-from ravine.errors import ConfigError, RavineError
+from ravine.errors import ConfigError, RavineError, check_range
 from ravine.train import Callback, TrainState, fit
 from ravine.utils import resolve_device, write_json
 
@@ -162,10 +162,10 @@ def _validate(problem: str, optimizers: Sequence[str], lr: Mapping[str, float], 
     return recipe, names
 
 
-def compare(problem: str = "digits-mlp", optimizers: Sequence[str] = DEFAULT_OPTIMIZERS, *,
+def compare(problem: str = "digits-mlp", optimizers: Sequence[str] | str = DEFAULT_OPTIMIZERS, *,
             epochs: int | None = None, batch_size: int | str | None = "auto",
             lr: Mapping[str, float] | None = None, hyper: Mapping[str, Mapping[str, Any]] | None = None,
-            schedule: Mapping[str, Any] | None = None, problem_options: Mapping[str, Any] | None = None,
+            schedule: Mapping[str, Any] | str | None = None, problem_options: Mapping[str, Any] | None = None,
             target: float | None = None, seed: int = 0, device: str = "auto",
             out_dir: str | Path | None = None, progress: ProgressFactory | None = None) -> dict[str, Any]:
     """Train ``problem`` with each optimizer from the same initial weights; return (and write) the results.
@@ -196,6 +196,12 @@ def compare(problem: str = "digits-mlp", optimizers: Sequence[str] = DEFAULT_OPT
         "runs": {name: {"hyper", "history", "summary", "diagnosis", "effective_step"}}}``.
     """
     lr, hyper, options = dict(lr or {}), dict(hyper or {}), dict(problem_options or {})
+    if isinstance(optimizers, str):
+        optimizers = [name.strip() for name in optimizers.split(",") if name.strip()]
+    if isinstance(schedule, str):
+        schedule = {"name": schedule}
+    if target is not None:
+        target = check_range("target", target, error=ConfigError)
     recipe, names = _validate(problem, optimizers, lr, hyper, schedule)
     dev = resolve_device(device)
     out = Path(out_dir) if out_dir is not None else None
@@ -213,8 +219,13 @@ def compare(problem: str = "digits-mlp", optimizers: Sequence[str] = DEFAULT_OPT
             raise RavineError(f"problem {recipe.name!r} built different initial weights for the same seed")
         run_lr = lr.get(name, lr.get("*", recipe.default_lr(name, **options)))
         tracker = EffectiveStep()
-        result = fit(inst, name, epochs=budget,
-                     batch_size=batch_size, lr=run_lr, hyper=dict(hyper.get(name, {})), schedule=schedule,
+        run_batch = batch_size
+        if batch_size == "auto":  # the problem's batch size; full batch for full-batch methods
+            run_batch = None if optim.info(name).full_batch else recipe.batch_size
+        # With one batch per epoch an EMA only lags the real loss: show it raw.
+        ema = 0.0 if run_batch is None or run_batch >= len(inst.data.X_train) else 0.9
+        result = fit(inst, name, epochs=budget, ema=ema,
+                     batch_size=run_batch, lr=run_lr, hyper=dict(hyper.get(name, {})), schedule=schedule,
                      seed=seed, device=dev, out_dir=out / "runs" / name if out is not None else None,
                      callbacks=[tracker], progress=progress(name) if progress else None, tensorboard=False)
         history = result.history

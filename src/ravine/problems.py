@@ -434,7 +434,8 @@ _PROBLEMS: list[Problem] = [
             "synthetic", "linear 2-1", "mse", "rmse",
             batch_size=None, epochs=100, builder=_build_unnormalized,
             # raw inputs: the Hessian's largest eigenvalue is ≈ 4·10⁶, so GD is stable only below ≈ 5·10⁻⁷
-            lr={"sgd": 2e-7, "momentum": 2e-8, "nesterov": 2e-8, "adagrad": 0.1, "rmsprop": 0.003, "adam": 0.03},
+            lr={"sgd": 2e-7, "momentum": 2e-8, "nesterov": 2e-8, "adagrad": 0.1, "rmsprop": 0.003, "adam": 0.03,
+                "line-search-gd": 1e-7},
             options={"standardize": False},
             # standardized: Hessian ≈ 2·I, so GD takes ε ≈ 0.3; the adaptive methods step ≈ ε per iteration
             # and the intercept must travel ≈ 5 in 100 full-batch steps

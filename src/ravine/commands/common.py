@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ravine.errors import DivergenceError, RavineError
 from ravine.utils import default_out
@@ -49,7 +50,7 @@ def guard(debug: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except RavineError as exc:
         if debug:
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         code = 1 if isinstance(exc, DivergenceError) else 2
         raise typer.Exit(code) from None
     except KeyboardInterrupt:

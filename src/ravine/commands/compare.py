@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from ravine.commands.common import DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir
-from ravine.errors import ConfigError
+from ravine.errors import ConfigError, DivergenceError
 
 
 def parse_lr(text: str | None) -> dict[str, float]:
@@ -42,15 +43,20 @@ def parse_kv(items: list[str] | None, field: str) -> dict[str, Any]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"Invalid {field}: {item!r} (allowed: key=value)")
-        try:
-            out[key] = int(value)
-        except ValueError:
-            try:
-                out[key] = float(value)
-            except ValueError:
-                out[key] = value
+            raise ConfigError(f"Invalid {field}: {item!r} (allowed: key=value, or key=v1,v2 for a list)")
+        parts = [_number(v) for v in value.strip("[]()").split(",")]
+        out[key] = parts if "," in value else parts[0]
     return out
+
+
+def _number(text: str) -> Any:
+    """``"5"`` → 5, ``"0.5"`` → 0.5, anything else stays text."""
+    for kind in (int, float):
+        try:
+            return kind(text.strip())
+        except ValueError:
+            pass
+    return text.strip()
 
 
 def _fmt(value: Any, spec: str = ".4g") -> str:
@@ -75,7 +81,7 @@ def _print_summary(results: dict[str, Any]) -> None:
     console.print(table)
     for name, run in results["runs"].items():
         if run["summary"]["status"] != "ok":
-            console.print(f"[bold red]{name}[/]: {run['summary']['message']}")
+            console.print(f"[bold red]{name}[/]: {escape(run['summary']['message'])}")
     console.print(f"'to target': epochs until the validation {metric} first reached {_fmt(target)}")
 
 
@@ -114,12 +120,15 @@ def compare(
         names = [n.strip() for n in optimizers.split(",") if n.strip()]
         options: dict[str, Any] = {}
         recipe = problems.get(problem)
+        flags = {"data": "--data", "target": "--target-column", "data_dir": "--data-dir",
+                 "standardize": "--standardize"}
         for key, value in (("data", data), ("target", target_column), ("data_dir", data_dir),
                            ("standardize", standardize)):
             if value is not None:
                 if key not in recipe.options:
-                    raise ConfigError(f"Invalid option --{key.replace('_', '-')} for problem {problem!r} "
-                                      f"(allowed options: {', '.join(sorted(recipe.options)) or 'none'})")
+                    allowed = ", ".join(flags[k] for k in sorted(recipe.options) if k in flags) or "none"
+                    raise ConfigError(f"Invalid option {flags[key]} for problem {problem!r} "
+                                      f"(allowed for it: {allowed})")
                 options[key] = str(value) if isinstance(value, Path) else value
         bs: int | str | None = batch_size
         if batch_size == "full":
@@ -130,6 +139,8 @@ def compare(
             except ValueError:
                 raise ConfigError(f"Invalid --batch-size: {batch_size!r} (allowed: a positive integer, "
                                   "'full' or 'auto')") from None
+        if schedule_arg and not schedule:
+            raise ConfigError("Invalid --schedule-arg: it needs --schedule NAME (see `ravine schedules`)")
         sched = {"name": schedule, **parse_kv(schedule_arg, "--schedule-arg")} if schedule else None
         folder = out_dir(out, "compare")
         with _progress() as bars:
@@ -138,6 +149,8 @@ def compare(
                                  out_dir=folder, progress=bars)
         _print_summary(results)
         console.print(f"wrote {folder / 'report.html'}")
+        if all(run["summary"]["status"] != "ok" for run in results["runs"].values()):
+            raise DivergenceError("every run diverged (see the messages above); lower the learning rates")
 
     guard(debug, run)
 

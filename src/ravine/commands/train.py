@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
 from ravine.commands.common import DebugOpt, OutOpt, console, err_console, guard, out_dir
@@ -70,7 +71,8 @@ def _run(config: Path, resume: bool, nproc: int | None, out: Path | None, seed: 
     summary = summarize(history, inst.target)
     diagnosis = diagnose_history(history, inst.reference_error)
     _print_summary(cfg, history, summary, folder)
-    console.print(f"[bold]diagnosis:[/] {diagnosis['kind']} — {diagnosis['explanation']}", highlight=False)
+    console.print(f"[bold]diagnosis:[/] {escape(diagnosis['kind'] + ' — ' + diagnosis['explanation'])}",
+                  highlight=False)
     _write_report(cfg, history, summary, diagnosis, inst, folder)
     if history["status"] == "diverged":
         raise DivergenceError(history["message"])
@@ -87,7 +89,7 @@ def _print_summary(cfg: Any, history: dict[str, Any], summary: dict[str, Any], f
                   f"{summary['test_metric']:.4g}", f"{summary['wall_time']:.2f}")
     console.print(table)
     if history["status"] == "diverged":
-        err_console.print(f"[bold red]{history['message']}[/] (last good checkpoint kept in {folder})")
+        err_console.print(f"last good checkpoint kept in {escape(str(folder))}")
     console.print(f"wrote {folder}")
 
 

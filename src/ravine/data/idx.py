@@ -114,6 +114,8 @@ def load_mnist(data_dir: str | Path, variant: str = "mnist", limit: int | None =
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise DataError(f"{variant} {split}: images {images.shape} and labels {labels.shape} do not match")
+        if len(labels) and (labels.min() < 0 or labels.max() > 9):
+            raise DataError(f"{variant} {split}: label {int(labels.max())} out of range (allowed: 0-9)")
         n = len(images) if limit is None else min(limit, len(images))
         parts.append((images[:n].reshape(n, -1).astype(np.float64), labels[:n].astype(np.int64)))
     (X, y), (X_test, y_test) = parts

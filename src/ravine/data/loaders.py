@@ -146,6 +146,9 @@ def _dataset(name: str, X: np.ndarray, y: np.ndarray, task: Task, features: list
         if y.ndim != 1:
             raise DataError(f"{name}: classification needs a 1-D target, got shape {y.shape}")
         y, class_names = encode_labels(y)
+        if len(class_names) < 2:
+            raise DataError(f"{name}: the target has one class ({class_names[0] if class_names else 'none'}); "
+                            "classification needs at least 2")
     else:
         y = y.astype(np.float64)
     return Dataset(name=name, X=X, y=y, task=task, feature_names=features, class_names=class_names,

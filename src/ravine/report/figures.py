@@ -178,7 +178,8 @@ def time_to_target(runs: Runs, target: float | None = None, metric_name: str = "
             height = value if reached else (summary.get(budget_key) or 0.0)
             ax.bar(i, height, color=palette[name], alpha=1.0 if reached else 0.25,
                    hatch=None if reached else "//", edgecolor=palette[name])
-            text = f"{value:.3g}" if reached else "not reached"
+            diverged = runs[name].get("history", {}).get("status") == "diverged"
+            text = f"{value:.3g}" if reached else ("diverged" if diverged else "not reached")
             ax.annotate(text, (i, height), ha="center", va="bottom", fontsize=8,
                         xytext=(0, 2), textcoords="offset points")
         ax.set_xticks(range(len(names)))
@@ -196,6 +197,6 @@ def all_figures(results: Mapping[str, Any]) -> dict[str, Figure]:
         "learning_rate": learning_rate(runs),
         "time_to_target": time_to_target(runs, results.get("target"), results.get("metric_name", "metric")),
     }
-    if any(run.get("effective_step") for run in runs.values()):
+    if any((run.get("effective_step") or {}).get("value") for run in runs.values()):
         figs["effective_step"] = effective_step(runs)
     return figs
