@@ -86,3 +86,25 @@ def test_cli_compare_runs_and_rejects_bad_batch_size(tmp_path) -> None:
     opt = runner.invoke(app, ["compare", "--problem", "digits-mlp", "--data", "x.csv", "--out", str(tmp_path)])
     assert opt.exit_code == 2
     assert "--data" in opt.output
+
+
+def test_compare_uses_the_problems_batch_size_and_full_batch_for_second_order(tmp_path) -> None:
+    from ravine import problems
+
+    recipe = problems.get("breast-cancer-logreg")
+    n_train = len(recipe.build(seed=0).data.X_train)
+    res = compare("breast-cancer-logreg", ["sgd", "newton"], epochs=2, device="cpu", out_dir=tmp_path)
+    per_epoch = -(-n_train // recipe.batch_size)  # ceil
+    assert res["runs"]["sgd"]["history"]["epoch"]["iteration"] == [0, per_epoch, 2 * per_epoch]
+    assert res["runs"]["newton"]["history"]["epoch"]["iteration"] == [0, 1, 2]
+    # one batch per epoch: the smoothed curve is the raw loss, not a lagging average
+    it = res["runs"]["newton"]["history"]["iteration"]
+    assert it["loss_ema"] == it["loss"]
+    assert (tmp_path / "report.html").exists()
+
+
+def test_schedule_args_parse_numbers_and_lists() -> None:
+    from ravine.commands.compare import parse_kv
+
+    assert parse_kv(["k=0.5", "every=3", "boundaries=1,2", "mode=min"], "x") == {
+        "k": 0.5, "every": 3, "boundaries": [1, 2], "mode": "min"}
