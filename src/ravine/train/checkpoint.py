@@ -70,8 +70,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - arbitrary bytes make the unpickler fail in arbitrary ways
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: corrupt or not a torch file ({first_line})") from None
+        why = ("it holds objects that weights-only loading refuses" if "weights_only" in str(exc).lower()
+               else "corrupt or not a torch file")
+        raise CheckpointError(f"cannot read checkpoint {path}: {why} (not a ravine checkpoint)") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a ravine checkpoint (format marker {FORMAT!r} missing)")
     if not isinstance(state.get("version"), int) or state["version"] > VERSION:
