@@ -36,3 +36,11 @@ def test_figures_survive_diverged_and_empty_runs() -> None:
     res["runs"]["empty"] = {"history": {"iteration": {}, "epoch": {}, "status": "diverged"}, "summary": {}}
     for fig in all_figures(res).values():
         assert to_png(fig)[:4] == b"\x89PNG"
+
+
+def test_a_log_axis_with_nothing_positive_still_renders() -> None:
+    from ravine.report import effective_step
+
+    runs = {"stuck": {"effective_step": {"step": [1, 2], "value": [0.0, 0.0], "epoch_end_step": [2],
+                                         "epoch_mean": [0.0]}}}
+    assert to_png(effective_step(runs))[:4] == b"\x89PNG"

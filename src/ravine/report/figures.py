@@ -37,9 +37,20 @@ def colors(names: Sequence[str]) -> dict[str, str]:
 
 
 def to_png(fig: Figure, dpi: int = 100) -> bytes:
-    """Render ``fig`` to PNG bytes."""
+    """Render ``fig`` to PNG bytes.
+
+    A log axis with nothing positive to show (a run that never moved, a loss of
+    exactly 0) cannot be drawn; such axes fall back to a linear scale.
+    """
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    try:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    except ValueError:
+        for ax in fig.axes:
+            ax.set_xscale("linear")
+            ax.set_yscale("linear")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
 
 
