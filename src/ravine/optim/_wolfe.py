@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from ravine.errors import ClosureError, DivergenceError, HyperparameterError
+from ravine.optim.result import STATUS_FTOL, STATUS_GTOL, STATUS_XTOL
 
 
 @dataclass
@@ -273,3 +274,22 @@ def check_common(group: dict[str, Any], ints: Sequence[str] = ("max_iter", "max_
     check_range("tolerance_grad", group["tolerance_grad"], 0.0)
     check_range("tolerance_change", group["tolerance_change"], 0.0)
     check_range("tolerance_step", group["tolerance_step"], 0.0)
+
+
+def converged(group: dict[str, Any], grad_max: float | None, f_prev: float, f: float,
+              step_max: float) -> tuple[int, str] | None:
+    """The stopping tests after an accepted step, in order: gradient, cost change, step.
+
+    ``‖g‖∞ ≤ tolerance_grad``, ``|f_prev − f| ≤ tolerance_change``,
+    ``max|Δθ| ≤ tolerance_step``; returns ``(status, message)`` or None.
+
+    Example:
+        >>> converged({"tolerance_grad": 1e-7, "tolerance_change": 1e-9, "tolerance_step": 1e-9}, 1.0, 2.0, 1.0, 0.5)
+    """
+    if grad_max is not None and grad_max <= group["tolerance_grad"]:
+        return STATUS_GTOL, "gradient tolerance reached"
+    if abs(f_prev - f) <= group["tolerance_change"]:
+        return STATUS_FTOL, "cost-change tolerance reached"
+    if step_max <= group["tolerance_step"]:
+        return STATUS_XTOL, "step tolerance reached"
+    return None

@@ -25,9 +25,9 @@ import torch
 
 from ravine.errors import ClosureError, HyperparameterError, check_int, check_range
 from ravine.optim._wolfe import (FlatClosureOptimizer, LineSearchResult, backtracking, check_common, check_finite,
-                                 loss_value, strong_wolfe)
+                                 converged, loss_value, strong_wolfe)
 from ravine.optim.registry import OptimizerInfo
-from ravine.optim.result import STATUS_FAILED, STATUS_FTOL, STATUS_GTOL, STATUS_MAX_ITER, STATUS_XTOL
+from ravine.optim.result import STATUS_FAILED, STATUS_GTOL, STATUS_MAX_ITER
 
 _COMMON_DEFAULTS: dict[str, Any] = {
     "lr": 1.0, "max_iter": 1, "tolerance_grad": 1e-7, "tolerance_change": 1e-9, "tolerance_step": 1e-9,
@@ -100,14 +100,10 @@ class _NewtonBase(FlatClosureOptimizer):
             f_prev, f = f, ls.f
             state["prev_loss"] = f_prev
             loss, g_flat, grads = ls.payload
-            if g_flat is not None and g_flat.abs().max() <= group["tolerance_grad"]:
-                status, message = STATUS_GTOL, "gradient tolerance reached"
-                break
-            if abs(f_prev - f) <= group["tolerance_change"]:
-                status, message = STATUS_FTOL, "cost-change tolerance reached"
-                break
-            if ls.t * float(d.abs().max()) <= group["tolerance_step"]:
-                status, message = STATUS_XTOL, "step tolerance reached"
+            stop = converged(group, None if g_flat is None else float(g_flat.detach().abs().max()), f_prev, f,
+                             ls.t * float(d.abs().max()))
+            if stop is not None:
+                status, message = stop
                 break
         self._finish(status, message)
         return first

@@ -26,10 +26,10 @@ from typing import Any
 import torch
 
 from ravine.errors import ClosureError, HyperparameterError, check_int, check_range
-from ravine.optim._wolfe import (FlatClosureOptimizer, LineSearchResult, check_common, check_finite, loss_value,
-                                 strong_wolfe)
+from ravine.optim._wolfe import (FlatClosureOptimizer, LineSearchResult, check_common, check_finite, converged,
+                                 loss_value, strong_wolfe)
 from ravine.optim.registry import OptimizerInfo
-from ravine.optim.result import STATUS_FAILED, STATUS_FTOL, STATUS_GTOL, STATUS_MAX_ITER, STATUS_XTOL
+from ravine.optim.result import STATUS_FAILED, STATUS_GTOL, STATUS_MAX_ITER
 
 LineSearch = Callable[[torch.Tensor, torch.Tensor, float, torch.Tensor], float]
 """A custom line search: ``line_search(theta, d, f, g) -> t`` (e.g. the exact step on a quadratic)."""
@@ -108,14 +108,9 @@ class _QuasiNewtonBase(FlatClosureOptimizer):
             state["n_iter"] += 1
             state["s"], state["prev_grad"] = ls.t * d, g
             f_prev, f, g = f, ls.f, ls.payload
-            if g.abs().max() <= group["tolerance_grad"]:
-                status, message = STATUS_GTOL, "gradient tolerance reached"
-                break
-            if abs(f_prev - f) <= group["tolerance_change"]:
-                status, message = STATUS_FTOL, "cost-change tolerance reached"
-                break
-            if ls.t * float(d.abs().max()) <= group["tolerance_step"]:
-                status, message = STATUS_XTOL, "step tolerance reached"
+            stop = converged(group, float(g.abs().max()), f_prev, f, ls.t * float(d.abs().max()))
+            if stop is not None:
+                status, message = stop
                 break
         self._finish(status, message)
         return first

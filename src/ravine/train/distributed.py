@@ -123,5 +123,8 @@ def _worker(rank: int, nproc: int, port: int, device: str, fn: Callable[..., Any
     dist.init_process_group(backend_for(dev), rank=rank, world_size=nproc, timeout=timedelta(minutes=10))
     try:
         fn(*args)
+        # Every rank finishes its collectives before any tears gloo down: a rank that exits
+        # while a peer is still sending aborts ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
