@@ -274,6 +274,8 @@ def check_common(group: dict[str, Any], ints: Sequence[str] = ("max_iter", "max_
     check_range("tolerance_grad", group["tolerance_grad"], 0.0)
     check_range("tolerance_change", group["tolerance_change"], 0.0)
     check_range("tolerance_step", group["tolerance_step"], 0.0)
+    c1 = check_range("c1", group["c1"], 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    check_range("c2", group["c2"], c1, 1.0, low_inclusive=False, high_inclusive=False)
 
 
 def converged(group: dict[str, Any], grad_max: float | None, f_prev: float, f: float,

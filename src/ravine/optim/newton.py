@@ -56,8 +56,6 @@ class _NewtonBase(FlatClosureOptimizer):
         super().__init__(params, defaults)
         group = self.param_groups[0]
         check_common(group)
-        c1 = check_range("c1", group["c1"], 0.0, 1.0, low_inclusive=False, high_inclusive=False)
-        check_range("c2", group["c2"], c1, 1.0, low_inclusive=False, high_inclusive=False)
         if group["line_search"] not in ("strong_wolfe", "armijo"):
             raise HyperparameterError(f"Invalid line_search: {group['line_search']!r} (allowed: strong_wolfe, armijo)")
 

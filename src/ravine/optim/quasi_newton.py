@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from ravine.errors import ClosureError, HyperparameterError, check_int, check_range
+from ravine.errors import ClosureError, HyperparameterError, check_int
 from ravine.optim._wolfe import (FlatClosureOptimizer, LineSearchResult, check_common, check_finite, converged,
                                  loss_value, strong_wolfe)
 from ravine.optim.registry import OptimizerInfo
@@ -55,8 +55,6 @@ class _QuasiNewtonBase(FlatClosureOptimizer):
         super().__init__(params, defaults)
         group = self.param_groups[0]
         check_common(group)
-        c1 = check_range("c1", group["c1"], 0.0, 1.0, low_inclusive=False, high_inclusive=False)
-        check_range("c2", group["c2"], c1, 1.0, low_inclusive=False, high_inclusive=False)
         line_search = group["line_search"]
         if not (line_search == "strong_wolfe" or callable(line_search)):
             raise HyperparameterError(f"Invalid line_search: {line_search!r} "
