@@ -397,8 +397,18 @@ class _ForeachRule(_CheckedGroups, torch.optim.Optimizer):
         for chunk in cache_chunks(lists) if params[0].device.type == "cpu" else [lists]:
             self._update(group, key, *chunk)
 
+    # (state key, initial value) of a scalar a parameter carries from its last step; the
+    # group's parameters are updated in batches that share it (None: one batch).
+    _partition_key: tuple[str, float] | None = None
+
     def _partition(self, params: list[torch.Tensor]) -> dict[Any, list[torch.Tensor]]:
-        return {None: params}
+        if self._partition_key is None:
+            return {None: params}
+        name = self._partition_key[0]
+        batches: dict[Any, list[torch.Tensor]] = {}
+        for p in params:
+            batches.setdefault(self._init_state(p)[name], []).append(p)
+        return batches
 
     def _after_step(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
         """Per-parameter bookkeeping after the update (none by default)."""
@@ -408,6 +418,8 @@ class _ForeachRule(_CheckedGroups, torch.optim.Optimizer):
         if not state:
             for key in self._state_keys:
                 state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if self._partition_key is not None:
+            state.setdefault(*self._partition_key)
         return state
 
     def _update(self, group: dict[str, Any], key: Any, params: list[torch.Tensor], grads: list[torch.Tensor],
@@ -690,18 +702,9 @@ class Nesterov(_MomentumRule):
         (tensor([0.9000]), tensor([0.8500]))
     """
 
-    def _init_state(self, p: torch.Tensor) -> dict[str, Any]:
-        state = super()._init_state(p)
-        state.setdefault("lookahead_momentum", 0.0)
-        return state
-
-    def _partition(self, params: list[torch.Tensor]) -> dict[Any, list[torch.Tensor]]:
-        # β (the α that built each look-ahead point) is the same for every parameter
-        # of a group unless some skipped a step without a gradient.
-        by_beta: dict[float, list[torch.Tensor]] = {}
-        for p in params:
-            by_beta.setdefault(self._init_state(p)["lookahead_momentum"], []).append(p)
-        return by_beta
+    # β (the α that built each look-ahead point) is the same for every parameter
+    # of a group unless some skipped a step without a gradient.
+    _partition_key = ("lookahead_momentum", 0.0)
 
     def _step_tensors(self, group: dict[str, Any], beta: float, params: list[torch.Tensor],
                       grads: list[torch.Tensor], velocity: list[torch.Tensor]) -> None:
@@ -794,17 +797,8 @@ class RMSProp(_ForeachRule):
         check_hyperparameters(defaults, self._checks)
         super().__init__(split_params(params)[0], defaults)
 
-    def _init_state(self, p: torch.Tensor) -> dict[str, Any]:
-        state = super()._init_state(p)
-        state.setdefault("eps_in_avg", 0.0)
-        return state
-
-    def _partition(self, params: list[torch.Tensor]) -> dict[Any, list[torch.Tensor]]:
-        # the δ held in r + δ differs between parameters only if δ changed while some had no gradient
-        by_eps: dict[float, list[torch.Tensor]] = {}
-        for p in params:
-            by_eps.setdefault(self._init_state(p)["eps_in_avg"], []).append(p)
-        return by_eps
+    # the δ held in r + δ differs between parameters only if δ changed while some had no gradient
+    _partition_key = ("eps_in_avg", 0.0)
 
     def _step_tensors(self, group: dict[str, Any], eps_old: float, params: list[torch.Tensor],
                       grads: list[torch.Tensor], avg_plus_eps: list[torch.Tensor]) -> None:
