@@ -66,7 +66,7 @@ import ravine  # noqa: E402
 from ravine.optim import create  # noqa: E402
 
 try:  # the per-sample Jacobian closure (ravine ≥ the commit that added it)
-    from ravine.optim.least_squares import SampleResiduals
+    from ravine.optim.levenberg_marquardt import SampleResiduals
 except ImportError:  # pragma: no cover - older ravine: plain closure, Jacobian through the full batch
     SampleResiduals = None
 

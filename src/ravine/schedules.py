@@ -174,7 +174,8 @@ class SutskeverMomentum(LRScheduler):
                  last_epoch: int = -1) -> None:
         self.max_momentum = check_range("max_momentum", max_momentum, 0.0, 1.0, high_inclusive=False)
         self.period = check_int("period", period, 1)
-        if not all("momentum" in group for group in optimizer.param_groups):
+        # ravine's sgd / rmsprop keep torch's ``momentum`` key pinned to 0: refuse them now, not at step 1
+        if getattr(optimizer, "momentum_fixed", False) or not all("momentum" in g for g in optimizer.param_groups):
             raise HyperparameterError(
                 f"Invalid optimizer for schedule 'sutskever-momentum': {type(optimizer).__name__} has no "
                 "'momentum' hyperparameter (allowed: optimizers with a 'momentum' group key, e.g. momentum, nesterov)")

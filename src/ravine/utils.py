@@ -13,6 +13,9 @@ import torch
 
 from ravine.errors import RavineError
 
+#: suffix of the temp files of :func:`atomic_write_bytes`
+TEMP_SUFFIX = ".tmp"
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Turn ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` into a ``torch.device``.
@@ -43,12 +46,37 @@ def default_out(command: str) -> Path:
     return Path("runs") / f"{command}-{stamp}"
 
 
+def current_umask() -> int:
+    """The process's umask (read without changing it where Linux allows).
+
+    Example:
+        >>> 0 <= current_umask() <= 0o777
+        True
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # set-and-restore: the only portable way to read it
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
+    """Write ``data`` to ``path`` via a temp file in the same folder and a rename.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give
+    (0o666 minus the umask): ``mkstemp`` creates it 0o600, which would hide
+    results from the user's group.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -58,6 +86,30 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temp files of atomic writes that a killed process left in ``folder`` (and below).
+
+    Only names of the form ``.NAME.XXXX.tmp`` (what :func:`atomic_write_bytes`
+    creates) are touched; call it only while holding the folder (see
+    ``ravine.commands.common.out_dir``), since a live writer's temp file looks the same.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); _ = (d / ".checkpoint.pt.ab12.tmp").write_bytes(b"")
+        >>> [p.name for p in remove_stale_temp_files(d)]
+        ['.checkpoint.pt.ab12.tmp']
+    """
+    removed = []
+    for tmp in Path(folder).rglob(f".*{TEMP_SUFFIX}"):
+        if tmp.is_file() and tmp.name.count(".") >= 3:
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

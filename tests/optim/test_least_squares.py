@@ -15,7 +15,7 @@ import torch
 import ravine.optim
 from ravine.errors import ClosureError, DivergenceError, RavineError
 from ravine.optim._jacobian import check_jacobian_memory, flat_jacobian, jacobian_bytes, params_jacobian
-from ravine.optim.least_squares import (Damping, GaussNewton, LevenbergMarquardt, damped_step, gauss_newton_step,
+from ravine.optim.levenberg_marquardt import (Damping, GaussNewton, LevenbergMarquardt, damped_step, gauss_newton_step,
                                         lambda_for_radius, least_squares)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -263,7 +263,7 @@ def test_registry_entries():
 def test_functional_api_is_reachable_from_the_package():
     import importlib
 
-    importlib.import_module("ravine.optim.least_squares")  # the import that could shadow the function
+    importlib.import_module("ravine.optim.levenberg_marquardt")  # the import that could shadow the function
     assert ravine.optim.least_squares is least_squares
     res = ravine.optim.least_squares(lambda b: b - 1, torch.zeros(2, dtype=F64))
     assert torch.allclose(res.x, torch.ones(2, dtype=F64))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ravine.errors import ClosureError
-from ravine.optim.least_squares import LevenbergMarquardt, SampleResiduals, _finite, scaled_gram
+from ravine.optim.levenberg_marquardt import LevenbergMarquardt, SampleResiduals, _finite, scaled_gram
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 F64 = torch.float64

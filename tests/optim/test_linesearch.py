@@ -10,7 +10,7 @@ import torch
 
 import ravine.optim
 from ravine.errors import ClosureError, DivergenceError, HyperparameterError
-from ravine.optim.linesearch import LineSearchGD
+from ravine.optim.line_search_gd import LineSearchGD
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -130,7 +130,7 @@ def test_armijo_without_decrease_stays_put():
     assert w.item() == 2.0
 
 
-def test_closure_is_required_and_must_skip_backward_without_grad():
+def test_closure_is_required_and_a_backward_always_closure_gives_the_same_step():
     w = torch.nn.Parameter(torch.ones(2))
     opt = LineSearchGD([w])
     with pytest.raises(ClosureError, match="closure"):
@@ -142,10 +142,22 @@ def test_closure_is_required_and_must_skip_backward_without_grad():
         loss.backward()
         return loss
 
-    with pytest.raises(ClosureError, match="is_grad_enabled"):
-        opt.step(always_backward)
-    assert w.grad is not None  # the gradient of the start point is handed back even on error
-    assert torch.equal(w.detach(), torch.ones(2))  # and θ is back at the start point
+    # skorch's and Lightning's closures call backward() always: trial points then run with autograd on,
+    # and the step is the one a closure that skips backward() under no_grad gives
+    opt.step(always_backward)
+    v = torch.nn.Parameter(torch.ones(2))
+    ref = LineSearchGD([v])
+
+    def polite():
+        ref.zero_grad()
+        loss = (v**2).sum()
+        if torch.is_grad_enabled():
+            loss.backward()
+        return loss
+
+    ref.step(polite)
+    assert torch.equal(w.detach(), v.detach()) and opt.last_step_size == ref.last_step_size
+    assert torch.equal(w.grad, torch.full((2,), 2.0))  # the gradient at the start point is handed back
 
 
 def test_non_finite_losses_everywhere_raise_divergence():

@@ -10,7 +10,7 @@ import torch
 from scipy.optimize import rosen, rosen_der
 
 from ravine.errors import DataError, DivergenceError, HyperparameterError, RavineError, UnknownNameError
-from ravine.optim.minimize import METHODS, minimize
+from ravine.optim.minimization import METHODS, minimize
 from ravine.optim.result import OptimizeResult
 
 F64 = torch.float64

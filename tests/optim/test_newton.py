@@ -175,12 +175,6 @@ def test_newton_refuses_too_many_params_and_points_to_newton_cg():
         ravine.optim.create("newton", [torch.ones(11, requires_grad=True)], max_params=10)
 
 
-def test_several_param_groups_are_refused():
-    groups = [{"params": [torch.ones(2, requires_grad=True)]}, {"params": [torch.ones(2, requires_grad=True)]}]
-    with pytest.raises(HyperparameterError, match="one parameter group"):
-        ravine.optim.create("newton", groups)
-
-
 @pytest.mark.parametrize("method", ["newton", "newton-cg"])
 def test_state_dict_round_trip(method):
     X, y = _regression()

@@ -56,9 +56,11 @@ def test_history_format_and_ema():
     result = fit(inst, torch.optim.Adam(inst.model.parameters(), lr=0.01),
                  epochs=3, batch_size=32, ema=0.8, eval_every=2)
     h = result.history
-    assert set(h) >= {"iteration", "epoch", "test", "status", "message", "wall_time", "metric_name",
-                      "higher_is_better"}
-    it, ep = h["iteration"], h["epoch"]
+    assert set(h.to_json()) >= {"iteration", "epoch", "test", "status", "message", "wall_time", "metric_name",
+                                "higher_is_better"}
+    it, ep = h.iterations, h.epochs
+    assert it.grad_evals == pytest.approx([(i + 1) / 3 for i in range(9)])  # 32 of 96 rows per step
+    assert it.time == sorted(it.time)
     assert it["step"] == list(range(1, 10))
     assert it["epoch"] == pytest.approx([(i + 1) / 3 for i in range(9)])
     assert all(len(v) == 9 for v in it.values())
@@ -158,13 +160,21 @@ def test_residual_closure_without_residual_fn_is_refused():
         fit(inst, _Dummy(inst.model.parameters(), "residual"), epochs=1, closure="residual")
 
 
-@pytest.mark.parametrize("name", ["sgd", "line-search-gd", "newton", "lbfgs"])
+def _one_per_closure_kind() -> list[str]:
+    """The registry drives it: the first optimizer of every closure kind (a kind with none fails below)."""
+    import ravine.optim
+
+    first: dict[str, str] = {}
+    for name in ravine.optim.names():
+        first.setdefault(ravine.optim.info(name).closure, name)
+    return [first.get(kind, f"<no optimizer with closure {kind}>") for kind in ("none", "loss", "graph", "residual")]
+
+
+@pytest.mark.parametrize("name", ["sgd", "line-search-gd", "newton", "lbfgs", *_one_per_closure_kind()])
 def test_registry_optimizers_by_name(name):
     import ravine.optim
 
-    if name not in ravine.optim.names():
-        pytest.skip(f"{name} is not registered")
-    entry = ravine.optim.info(name)
+    entry = ravine.optim.info(name)  # a renamed optimizer fails here instead of skipping
     inst = regression()
     result = fit(inst, name, epochs=2, batch_size=None if entry.full_batch else 20)
     h = result.history
@@ -262,7 +272,9 @@ def test_named_problem_uses_its_defaults():
     batches = len(inst.data.X_train) if recipe.batch_size is None else -(-len(inst.data.X_train) // recipe.batch_size)
     assert result.history["iteration"]["step"][-1] == batches
     assert result.history["metric_name"] == inst.metric_name
-    assert result.history["iteration"]["lr"][0] == recipe.default_lr("sgd")
+    assert result.history.iterations.lr[0] == recipe.lr["sgd"]  # the problem's own table
+    assert result.spec.lr == recipe.lr["sgd"] and result.spec.lr_source == "problem"
+    assert result.spec.batch_size == recipe.batch_size and result.spec.epochs == 1
 
 
 def test_parts_and_misplaced_arguments():

@@ -7,14 +7,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from ravine.commands.common import DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir
+from ravine.commands.common import DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir, print_table
 from ravine.errors import unknown_name
 
 MethodOpt = Annotated[str, typer.Option("--method", help="lm, gn, levenberg, or all (the three ravine methods).")]
 ProblemsOpt = Annotated[
-    str | None, typer.Option("--problems", hidden=True, help="Comma-separated subset of problems (for quick checks).")
+    str | None, typer.Option("--problems", help="Comma-separated subset of the suite's problems, e.g. Misra1a,Thurber (default: all).")
 ]
 
 
@@ -60,14 +59,13 @@ def _run(name: str, method: str, out: Any, seed: int, device: str, problems: str
 
 
 def _print_summary(result: dict[str, Any]) -> None:
-    table = Table(title=f"ravine bench {result['suite']} ({result['method']})",
-                  caption="nfev, calls, njev: medians over the runs; calls include finite differences")
-    for col in ("solver", "LRE≥6", "nfev", "calls", "njev", "time (s)"):
-        table.add_column(col, style="bold cyan" if col == "solver" else None, no_wrap=True)
-    for solver, row in result["summary"].items():
-        table.add_row(solver, f"{row['solved']}/{row['runs']}", f"{row['median_nfev']}", f"{row['median_calls']}",
-                      f"{row['median_njev']}", f"{row['time']:.1f}")
-    console.print(table)
+    columns = [("solver", "name"), ("LRE≥6", "num"), ("nfev", "num"), ("calls", "num"), ("njev", "num"),
+               ("wall s", "num")]
+    rows = [[solver, f"{row['solved']}/{row['runs']}", f"{row['median_nfev']}", f"{row['median_calls']}",
+             f"{row['median_njev']}", f"{row['time']:.1f}"] for solver, row in result["summary"].items()]
+    print_table(f"ravine bench {result['suite']} ({result['method']})", columns, rows,
+                ["LRE≥6: runs with at least 6 correct digits in every parameter; nfev, calls, njev: medians over "
+                 "the runs (calls include finite differences); wall s: total seconds of the solver"])
     for solver, row in result["summary"].items():
         if row["unsolved"]:
             console.print(f"{solver} below 6 digits: {', '.join(row['unsolved'])}", highlight=False)

@@ -3,49 +3,77 @@
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich import box
 from rich.markup import escape
-from rich.table import Table
 
-from ravine.commands.common import DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir
-from ravine.errors import ConfigError, DivergenceError
+from ravine.commands.common import (DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir, parse_batch_size,
+                                   print_table, problem_options)
+from ravine.commands.progress import run_bars
+from ravine.errors import ConfigError, DivergenceError, check_range
 
 
 def parse_lr(text: str | None) -> dict[str, float]:
     """``"0.1"`` → ``{"*": 0.1}``; ``"sgd=0.1,adam=1e-3"`` → per optimizer.
 
+    Each name (or the one bare number) appears once; every value is a finite number
+    > 0 (``1e-400`` underflows to 0 and is refused with the text the user typed).
+
     Example:
         >>> parse_lr("sgd=0.1,adam=1e-3")
         {'sgd': 0.1, 'adam': 0.001}
     """
-    if not text:
+    if text is None:
         return {}
+    allowed = "a number > 0, or name=number pairs separated by commas, each name once, e.g. sgd=0.1,adam=0.001"
     out: dict[str, float] = {}
     for part in text.split(","):
-        key, _, value = part.strip().rpartition("=")
+        key, sep, value = part.strip().rpartition("=")
+        key = key.strip()
+        if (sep and not key) or not value.strip():
+            raise ConfigError(f"Invalid --lr: {text!r} (allowed: {allowed})")
+        name = key or "*"
+        if name in out:
+            what = f"{key} twice" if key else "two numbers"
+            raise ConfigError(f"Invalid --lr: {text!r} has {what} (allowed: {allowed})")
         try:
-            out[key.strip() or "*"] = float(value)
+            number = float(value)
         except ValueError:
-            raise ConfigError(f"Invalid --lr: {part!r} (allowed: a number, or name=number pairs separated "
-                              "by commas, e.g. sgd=0.1,adam=0.001)") from None
+            raise ConfigError(f"Invalid --lr: {part.strip()!r} (allowed: {allowed})") from None
+        if not (math.isfinite(number) and number > 0):
+            raise ConfigError(f"Invalid --lr: {part.strip()!r} is {number:g} (allowed: {allowed})")
+        out[name] = number
     return out
 
 
-def parse_kv(items: list[str] | None, field: str) -> dict[str, Any]:
-    """``["k=0.1", "every=5"]`` → ``{"k": 0.1, "every": 5}`` (numbers parsed, else kept as text)."""
+def parse_kv(items: list[str] | None, field: str, list_keys: Iterable[str] = ()) -> dict[str, Any]:
+    """``["k=0.1", "every=5"]`` → ``{"k": 0.1, "every": 5}`` (numbers parsed, else kept as text).
+
+    ``key=[5]``, ``key=5,`` and any key in ``list_keys`` (the schedule's list-valued
+    hyperparameters) give a list, so a piecewise schedule with one boundary is
+    ``--schedule-arg boundaries=5 --schedule-arg values=1,0.1``.
+
+    Example:
+        >>> parse_kv(["boundaries=5", "values=1,0.1"], "--schedule-arg", ["boundaries", "values"])
+        {'boundaries': [5], 'values': [1, 0.1]}
+    """
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        key = key.strip()
+        if not sep or not key or not value.strip():
             raise ConfigError(f"Invalid {field}: {item!r} (allowed: key=value, or key=v1,v2 for a list)")
-        parts = [_number(v) for v in value.strip("[]()").split(",")]
-        out[key] = parts if "," in value else parts[0]
+        if key in out:
+            raise ConfigError(f"Invalid {field}: {key} given twice (allowed: each key once)")
+        bracketed = value.strip()[:1] in "[(" and value.strip()[-1:] in "])"
+        parts = [_number(v) for v in value.strip().strip("[]()").split(",") if v.strip()]
+        if not parts:
+            raise ConfigError(f"Invalid {field}: {item!r} (allowed: key=value, or key=v1,v2 for a list)")
+        is_list = bracketed or "," in value or key in list_keys
+        out[key] = parts if is_list else parts[0]
     return out
 
 
@@ -59,132 +87,162 @@ def _number(text: str) -> Any:
     return text.strip()
 
 
+def check_target(target: float | None, metric: str) -> None:
+    """The target must be a value the metric can take: accuracy in [0, 1], an error (rmse) >= 0."""
+    if target is None:
+        return
+    if "accuracy" in metric and "rmse" not in metric:
+        check_range("--target", target, 0.0, 1.0, error=ConfigError)
+    else:
+        check_range("--target", target, 0.0, error=ConfigError)
+
+
 def _fmt(value: Any, spec: str = ".4g") -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
     return format(value, spec) if isinstance(value, float) else str(value)
 
 
-def _print_summary(results: dict[str, Any]) -> None:
-    metric = results.get("metric_name", "metric")
-    target = results.get("target")
-    table = Table(box=box.SIMPLE_HEAD, title=f"ravine compare · {results['problem']} · {results['epochs']} epochs · seed "
-                        f"{results['seed']} · {metric} (target {_fmt(target)})")
-    for col in ("optimizer", "lr", "train loss", "best val", "test", "to target", "sec", "diagnosis"):
-        table.add_column(col, justify="left" if col in ("optimizer", "diagnosis") else "right",
-                         no_wrap=col in ("optimizer", "diagnosis"))
-    for name, run in results["runs"].items():
-        s = run["summary"]
-        table.add_row(name, _fmt(run["hyper"].get("lr"), ".3g"), _fmt(s["final_train_loss"], ".3g"),
-                      _fmt(s["best_val_metric"], ".3g"), _fmt(s["test_metric"], ".3g"), _fmt(s["epochs_to_target"]),
-                      _fmt(s["wall_time"], ".1f"), run["diagnosis"]["kind"].split(" (")[0])
-    console.print(table)
-    for name, run in results["runs"].items():
-        if run["summary"]["status"] != "ok":
-            console.print(f"[bold red]{name}[/]: {escape(run['summary']['message'])}")
-    console.print(f"'to target': epochs until the validation {metric} first reached {_fmt(target)}")
+def _verdict(diagnosis: Any) -> str:
+    """The diagnosis cell: its kind, and since when (``overfitting since epoch 4``)."""
+    began = diagnosis.extra.get("began_at")
+    since = f" since {diagnosis.extra.get('began_unit', 'epoch')} {began}" if began is not None else ""
+    held = " (val loss only)" if diagnosis.kind == "overfitting" and diagnosis.numbers.get("metric_held") else ""
+    return diagnosis.kind.split(" (")[0] + held + since
+
+
+def _print_summary(results: Any) -> None:
+    metric = results.metric_name
+    target = results.target
+    columns = [("optimizer", "name"), ("lr", "num"), ("batch", "num"), ("train loss", "num"),
+               (f"best val {metric}", "num"), (f"test {metric}", "num"), ("epochs to target", "num"),
+               ("wall s", "num"), ("diagnosis", "text")]
+    rows = []
+    for name, run in results.runs.items():
+        s = run.summary
+        rows.append([name, _fmt(run.spec.lr, ".6g"), str(run.spec.batch_size), _fmt(s.final_train_loss, ".4g"),
+                     _fmt(s.best_val_metric, ".4g"), _fmt(s.test_metric, ".4g"), _fmt(s.epochs_to_target),
+                     _fmt(s.wall_time, ".1f"), _verdict(run.diagnosis)])
+    notes = [f"epochs to target: the first epoch whose validation {metric} reached {_fmt(target)} (— never); "
+             f"best val: the best validation {metric} over the epochs; test: at the end; "
+             "batch: the resolved minibatch size",
+             "wall s: wall-clock seconds of the whole run (the report's 'seconds to target' stops at the target)"]
+    print_table(f"ravine compare · {results.problem} · {results.epochs} epochs · seed {results.seed}",
+                columns, rows, notes)
+    for name, run in results.runs.items():
+        if run.summary.status != "ok":
+            console.print(f"[bold red]{escape(name)}[/]: {escape(run.summary.message)}")
 
 
 def compare(
     problem: Annotated[str, typer.Option(help="Problem name (see `ravine problems`).")] = "digits-mlp",
-    optimizers: Annotated[str, typer.Option(help="Comma list of optimizer names (see `ravine optimizers`).")] =
+    optimizers: Annotated[str, typer.Option(help="Comma list of optimizer names (see `ravine optimizers`); "
+                                                 "default: sgd, momentum, nesterov, adagrad, rmsprop, adam.",
+                                            show_default=False)] =
     "sgd,momentum,nesterov,adagrad,rmsprop,adam",
     epochs: Annotated[int | None, typer.Option(help="Epochs for every run (default: the problem's).")] = None,
     batch_size: Annotated[str, typer.Option(help="Minibatch size, 'full', or 'auto' (the problem's).")] = "auto",
-    lr: Annotated[str | None, typer.Option(help="Learning rate for all ('0.1') or per optimizer "
-                                                "('sgd=0.1,adam=0.001'); default: the problem's per optimizer.")]
+    lr: Annotated[str | None, typer.Option(help="Learning rate for all, e.g. 0.1, or per optimizer, "
+                                                "e.g. sgd=0.1,adam=0.01 (each name once); default: the problem's.")]
     = None,
     schedule: Annotated[str | None, typer.Option(help="Learning-rate schedule (see `ravine schedules`).")] = None,
-    schedule_arg: Annotated[list[str] | None, typer.Option(help="Schedule hyperparameter key=value; repeat.")]
+    schedule_arg: Annotated[list[str] | None, typer.Option(help="Schedule hyperparameter key=value, or key=v1,v2 "
+                                                                "for a list (boundaries=5 is a one-item list); "
+                                                                "repeat.")]
     = None,
-    target: Annotated[float | None, typer.Option(help="Validation metric for 'time to target'.")] = None,
+    target: Annotated[float | None, typer.Option(help="Validation metric for 'time to target' (accuracy in "
+                                                      "[0, 1], rmse >= 0; default: the problem's).")] = None,
     data: Annotated[Path | None, typer.Option(help="CSV or NPZ file for the csv / npz problems.")] = None,
     target_column: Annotated[str | None, typer.Option(help="Target column of a CSV file.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder with MNIST / Fashion-MNIST IDX files.")] = None,
     standardize: Annotated[bool | None, typer.Option("--standardize/--no-standardize",
                                                      help="Standardize inputs (problems that offer it).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Finish an interrupted comparison in --out: only the "
+                                         "runs missing from its results.json are trained.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over in an --out that holds an interrupted "
+                                            "comparison (without it, such a folder is refused: --resume "
+                                            "finishes it).")] = False,
+    sequential: Annotated[bool, typer.Option("--sequential", help="Train the runs one after another (default: "
+                                             "first-order runs sharing a batch size train as one batched "
+                                             "computation; same results to rounding).")] = False,
+    curvature: Annotated[bool, typer.Option("--curvature", help="Also measure λ_max of the training-loss Hessian "
+                                            "at the start and end of each run, and note runs whose lr exceeded "
+                                            "2/λ_max (runs.<opt>.extras.curvature).")] = False,
     out: OutOpt = None, seed: SeedOpt = 0, device: DeviceOpt = "auto", debug: DebugOpt = False,
 ) -> None:
     """Train one problem with several optimizers (same seed, initial weights and budget) and report.
 
     Writes under --out: results.json ({"problem", "metric_name", "target", "reference_error", "epochs", "seed",
-    "runs": {optimizer: {"hyper", "history", "summary", "diagnosis", "effective_step"}}}; history holds per
-    iteration step/loss/loss_ema/lr/momentum and per epoch train/val loss and metric, lr and time), report.html
-    (self-contained, figures embedded), figures/*.png and runs/<optimizer>/ with the metric CSV/JSONL files.
+    "complete", "missing", "runs": {optimizer: {"spec", "history", "summary", "diagnosis", "extras"}}}; spec holds
+    the resolved settings (lr, batch size, every hyperparameter, schedule); history holds per iteration
+    step/loss/loss_ema/lr/momentum/grad_evals/time and per epoch train/val loss and metric, lr and time),
+    report.html (self-contained, figures embedded), figures/*.png and runs/<optimizer>/ with the metric files.
+    Ctrl-C writes what finished; --resume finishes the rest.
     """
 
     def run() -> None:
         from ravine import problems
         from ravine.compare import compare as compare_fn
+        from ravine.train.config import check_run_settings
 
         names = [n.strip() for n in optimizers.split(",") if n.strip()]
-        options: dict[str, Any] = {}
         recipe = problems.get(problem)
-        flags = {"data": "--data", "target": "--target-column", "data_dir": "--data-dir",
-                 "standardize": "--standardize"}
-        for key, value in (("data", data), ("target", target_column), ("data_dir", data_dir),
-                           ("standardize", standardize)):
-            if value is not None:
-                if key not in recipe.options:
-                    allowed = ", ".join(flags[k] for k in sorted(recipe.options) if k in flags) or "none"
-                    raise ConfigError(f"Invalid option {flags[key]} for problem {problem!r} "
-                                      f"(allowed for it: {allowed})")
-                options[key] = str(value) if isinstance(value, Path) else value
-        bs: int | str | None = batch_size
-        if batch_size == "full":
-            bs = None
-        elif batch_size != "auto":
-            try:
-                bs = int(batch_size)
-            except ValueError:
-                raise ConfigError(f"Invalid --batch-size: {batch_size!r} (allowed: a positive integer, "
-                                  "'full' or 'auto')") from None
+        options = problem_options(recipe, data=data, target=target_column, data_dir=data_dir,
+                                  standardize=standardize)
+        bs = parse_batch_size(batch_size)
+        rates = parse_lr(lr)
+        check_run_settings(epochs=epochs, batch_size=bs, seed=seed,
+                           names={"epochs": "--epochs", "batch_size": "--batch-size", "seed": "--seed"})
+        check_target(target, recipe.metric)
         if schedule_arg and not schedule:
             raise ConfigError("Invalid --schedule-arg: it needs --schedule NAME (see `ravine schedules`)")
-        sched = {"name": schedule, **parse_kv(schedule_arg, "--schedule-arg")} if schedule else None
+        sched = None
+        if schedule:
+            from ravine import schedules
+
+            list_keys = [k for k, v in schedules.info(schedule).defaults.items() if isinstance(v, list | tuple)]
+            sched = {"name": schedule, **parse_kv(schedule_arg, "--schedule-arg", list_keys)}
+        if resume and out is None:
+            raise ConfigError("Invalid --resume: it needs --out DIR, the folder of the comparison to continue")
         folder = out_dir(out, "compare")
-        with _progress() as bars:
-            results = compare_fn(problem, names, epochs=epochs, batch_size=bs, lr=parse_lr(lr), schedule=sched,
-                                 problem_options=options, target=target, seed=seed, device=device,
-                                 out_dir=folder, progress=bars)
+        if not resume and not overwrite:
+            _keep_interrupted(folder)
+        from ravine.train.results import CompareInterrupted
+
+        try:
+            with run_bars() as bars:
+                results = compare_fn(problem, names, epochs=epochs, batch_size=bs, lr=rates,
+                                     schedule=sched, problem_options=options, target=target, seed=seed,
+                                     device=device, out_dir=folder, progress=bars, resume=resume,
+                                     curvature=curvature, sequential=sequential)
+        except CompareInterrupted as stop:
+            done = ", ".join(stop.result.runs) or "none"
+            console.print(f"interrupted: finished runs ({done}) written to {folder / 'results.json'}; "
+                          f"missing: {', '.join(stop.result.missing)}. Finish them with the same options and "
+                          f"--resume --out {folder}")
+            raise typer.Exit(130) from None
         _print_summary(results)
+        if curvature:
+            from ravine.report.notes import curvature_note
+
+            for line in curvature_note(results):
+                console.print(escape(line), highlight=False)
         console.print(f"wrote {folder / 'report.html'}")
-        if all(run["summary"]["status"] != "ok" for run in results["runs"].values()):
+        if all(run.summary.status != "ok" for run in results.runs.values()):
             raise DivergenceError("every run diverged (see the messages above); lower the learning rates")
 
     guard(debug, run)
 
 
-class _Bars:
-    """One Rich progress bar per optimizer, fed by the trainer's progress callback."""
+def _keep_interrupted(folder: Path) -> None:
+    """Refuse to start over on an interrupted comparison: its finished runs would be lost."""
+    import json
 
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-
-    def __call__(self, name: str) -> Any:
-        task = self.progress.add_task(name, total=None)
-
-        def update(done: int, total: int, info: dict[str, Any]) -> None:
-            loss = info.get("loss")
-            self.progress.update(task, completed=done, total=total or None,
-                                 loss=f"loss {loss:.4g}" if isinstance(loss, float) else "")
-
-        return update
-
-
-def _progress() -> Any:
-    if not console.is_terminal:
-        return nullcontext(None)
-    prog = Progress(TextColumn("[bold cyan]{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), console=console, transient=False)
-    prog.columns[3].text_format = "{task.fields[loss]}"
-
-    class _Ctx:
-        def __enter__(self) -> _Bars:
-            prog.__enter__()
-            return _Bars(prog)
-
-        def __exit__(self, *exc: Any) -> None:
-            prog.__exit__(*exc)
-
-    return _Ctx()
+    try:
+        saved = json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(saved, dict) and saved.get("complete") is False:
+        raise ConfigError(f"Invalid --out: {folder} holds an interrupted comparison (finished: "
+                          f"{', '.join(saved.get('runs') or {}) or 'none'}) (allowed: --resume to finish it, "
+                          "--overwrite to start over, or another --out)")

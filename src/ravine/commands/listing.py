@@ -38,7 +38,9 @@ def problems(debug: DebugOpt = False) -> None:
         rows = describe()
         table = Table(title="ravine problems")
         for col in ("name", "data", "model", "loss", "metric", "defaults"):
-            table.add_column(col, style="bold cyan" if col == "name" else None, no_wrap=col == "name")
+            # fold, never cut: a piped listing at 80 columns keeps every word
+            table.add_column(col, style="bold cyan" if col == "name" else None, no_wrap=col == "name",
+                             overflow="fold")
         for row in rows:
             table.add_row(*(str(row.get(col, "")) for col in ("name", "data", "model", "loss", "metric", "defaults")))
         console.print(table)

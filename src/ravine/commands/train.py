@@ -9,21 +9,24 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.markup import escape
-from rich.table import Table
 
-from ravine.commands.common import DebugOpt, OutOpt, console, err_console, guard, out_dir
+from ravine.commands.common import (DebugOpt, Interrupted, OutOpt, console, err_console, guard, out_dir,
+                                   print_table)
 from ravine.errors import ConfigError, DivergenceError
 
 ConfigArg = Annotated[Path, typer.Argument(help="TOML config file (keys: see ravine.train.config).",
                                            show_default=False)]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its checkpoint.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Start over in an --out that already holds a run "
+                                                              "(its run files are deleted first).")]
 NprocOpt = Annotated[int | None, typer.Option("--nproc", help="Data-parallel processes (DDP; default: config's).")]
 SeedOverride = Annotated[int | None, typer.Option("--seed", help="Random seed (default: the config's).")]
 DeviceOverride = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:N or auto (default: config's).")]
 
 
-def train(config: ConfigArg, resume: ResumeOpt = False, nproc: NprocOpt = None, out: OutOpt = None,
-          seed: SeedOverride = None, device: DeviceOverride = None, debug: DebugOpt = False) -> None:
+def train(config: ConfigArg, resume: ResumeOpt = False, overwrite: OverwriteOpt = False, nproc: NprocOpt = None,
+          out: OutOpt = None, seed: SeedOverride = None, device: DeviceOverride = None,
+          debug: DebugOpt = False) -> None:
     r"""Train one run from a TOML config; [bold]--resume[/] continues it bit-identically.
 
     Config keys (all optional): problem, optimizer (a name, or an \[optimizer]
@@ -37,20 +40,51 @@ def train(config: ConfigArg, resume: ResumeOpt = False, nproc: NprocOpt = None, 
     Writes under --out: checkpoint.pt (every epoch, atomic), iterations.csv
     (step, epoch, loss, loss_ema, lr, momentum), epochs.csv (epoch, iteration,
     time, train_loss, train_metric, val_loss, val_metric, lr), evals.csv,
-    metrics.jsonl, history.json, config.json and report.html. Exit code 0 on
-    success, 1 when training diverged, 2 on bad input.
+    metrics.jsonl, history.json, config.json, result.json (the resolved
+    settings, history, summary and diagnosis; schema in ravine.train.results)
+    and report.html. An --out that already holds a run needs --resume
+    (continue) or --overwrite (start over). Exit code 0 on success, 1 when
+    training diverged, 2 on bad input, 130 on Ctrl-C (the last finished epoch
+    is kept; the message says how to resume).
     """
-    guard(debug, _run, config, resume, nproc, out, seed, device)
+    guard(debug, _run, config, resume, overwrite, nproc, out, seed, device)
 
 
-def _run(config: Path, resume: bool, nproc: int | None, out: Path | None, seed: int | None,
+#: files of a run folder; one of the first two means the folder holds a run
+RUN_FILES = ("checkpoint.pt", "history.json", "config.json", "iterations.csv", "epochs.csv", "evals.csv",
+             "metrics.jsonl", "result.json", "report.html")
+
+
+def _claim_folder(folder: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix two runs in one folder; --overwrite clears the old run's files."""
+    held = [name for name in RUN_FILES[:2] if (folder / name).exists()]
+    if resume:
+        if not (folder / "checkpoint.pt").exists():
+            raise ConfigError(f"Invalid --resume: {folder} holds no checkpoint.pt (allowed: the --out of an "
+                              "earlier `ravine train`)")
+        return
+    if held and not overwrite:
+        raise ConfigError(f"Invalid --out: {folder} already holds a run ({held[0]}) (allowed: --resume to "
+                          "continue it, --overwrite to start over, or another --out)")
+    if overwrite:
+        import shutil
+
+        for name in RUN_FILES:
+            (folder / name).unlink(missing_ok=True)
+        shutil.rmtree(folder / "tensorboard", ignore_errors=True)
+
+
+def _run(config: Path, resume: bool, overwrite: bool, nproc: int | None, out: Path | None, seed: int | None,
          device: str | None) -> None:
     from ravine.train.config import load_config, train_from_config
 
     if resume and out is None:
         raise ConfigError("Invalid --resume: it needs --out DIR, the folder of the run to continue")
+    if resume and overwrite:
+        raise ConfigError("Invalid --overwrite: together with --resume (allowed: one of the two)")
     cfg = load_config(config, seed=seed, device=device, nproc=nproc)
     folder = out_dir(out, "train")
+    _claim_folder(folder, resume, overwrite)
     is_rank0 = os.environ.get("RANK", "0") == "0"
     with Progress(TextColumn("[bold cyan]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console, transient=True,
@@ -61,50 +95,57 @@ def _run(config: Path, resume: bool, nproc: int | None, out: Path | None, seed: 
             bar.update(task, completed=done, total=total,
                        status=f"epoch {info['epoch']}/{info['epochs']}  loss {info['loss']:.4g}")
 
-        history = train_from_config(cfg, folder, resume=resume, progress=progress, raise_on_divergence=False)
+        try:
+            history = train_from_config(cfg, folder, resume=resume, progress=progress, raise_on_divergence=False)
+        except KeyboardInterrupt:
+            raise Interrupted(_resume_hint(config, folder, cfg)) from None
     if not is_rank0:
         return
     from ravine import problems
-    from ravine.compare import diagnose_history, summarize
+    from ravine.compare import train_result
+    from ravine.utils import write_json
 
-    inst = problems.get(cfg.problem).build(seed=cfg.seed, **cfg.problem_options)  # for target and reference
-    summary = summarize(history, inst.target)
-    diagnosis = diagnose_history(history, inst.reference_error)
+    recipe = problems.get(cfg.problem)
+    inst = recipe.build(seed=cfg.seed, **cfg.problem_options)  # for target and reference
+    result = train_result(cfg.spec(instance=inst), history, inst, folder, recipe.error_unit)
+    summary, diagnosis = result.summary, result.diagnosis
     _print_summary(cfg, history, summary, folder)
-    console.print(f"[bold]diagnosis:[/] {escape(diagnosis['kind'] + ' — ' + diagnosis['explanation'])}",
+    console.print(f"[bold]diagnosis:[/] {escape(diagnosis.kind + ' — ' + diagnosis.explanation)}",
                   highlight=False)
-    _write_report(cfg, history, summary, diagnosis, inst, folder)
-    if history["status"] == "diverged":
-        raise DivergenceError(history["message"])
+    write_json(folder / "result.json", result.to_json())
+    _write_report(cfg, result, folder)
+    if history.status == "diverged":
+        raise DivergenceError(history.message)
 
 
-def _print_summary(cfg: Any, history: dict[str, Any], summary: dict[str, Any], folder: Path) -> None:
-    metric = history["metric_name"]
-    table = Table(title=f"ravine train · {cfg.problem} · {cfg.optimizer}")
-    for col in ("status", "epochs", "steps", "train loss", f"best val {metric}", f"test {metric}", "seconds"):
-        table.add_column(col, justify="right")
-    table.add_row(summary["status"], str(summary["epochs_run"]), str(summary["iterations"]),
-                  f"{summary['final_train_loss']:.4g}",
-                  f"{summary['best_val_metric']:.4g} ({summary['best_val_epoch']})",
-                  f"{summary['test_metric']:.4g}", f"{summary['wall_time']:.2f}")
-    console.print(table)
-    if history["status"] == "diverged":
+def _resume_hint(config: Path, folder: Path, cfg: Any) -> str:
+    """What Ctrl-C kept and the command that continues the run."""
+    import shlex
+
+    from ravine.train.checkpoint import CHECKPOINT_NAME
+
+    if not (folder / CHECKPOINT_NAME).exists():
+        return f"interrupted before the first checkpoint; nothing to resume in {folder}"
+    extra = f" --nproc {cfg.nproc}" if cfg.nproc > 1 else ""
+    return (f"interrupted; the last finished epoch is saved in {folder / CHECKPOINT_NAME}; continue with: "
+            f"ravine train {shlex.quote(str(config))} --resume --out {shlex.quote(str(folder))}{extra}")
+
+
+def _print_summary(cfg: Any, history: Any, summary: Any, folder: Path) -> None:
+    metric = history.metric_name
+    columns = [("status", "name"), ("epochs", "num"), ("steps", "num"), ("train loss", "num"),
+               (f"best val {metric} (epoch)", "num"), (f"test {metric}", "num"), ("wall s", "num")]
+    row = [summary.status, str(summary.epochs_run), str(summary.iterations),
+           f"{summary.final_train_loss:.4g}", f"{summary.best_val_metric:.4g} ({summary.best_val_epoch})",
+           f"{summary.test_metric:.4g}", f"{summary.wall_time:.2f}"]
+    print_table(f"ravine train · {cfg.problem} · {cfg.optimizer}", columns, [row],
+                ["wall s: wall-clock seconds of the whole run, evaluations included"])
+    if history.status == "diverged":
         err_console.print(f"last good checkpoint kept in {escape(str(folder))}")
     console.print(f"wrote {folder}")
 
 
-def _write_report(cfg: Any, history: dict[str, Any], summary: dict[str, Any], diagnosis: dict[str, Any],
-                  inst: Any, folder: Path) -> None:
-    try:
-        from ravine.report import write_report
-    except ImportError:  # the report module is optional for a training run
-        console.print("report.html skipped (ravine.report is not available)")
-        return
-    lr = cfg.lr if cfg.lr is not None else (history["epoch"]["lr"] or [None])[0]
-    results = {"problem": cfg.problem, "metric_name": history["metric_name"], "epochs": summary["epochs_run"],
-               "batch_size": cfg.batch_size, "seed": cfg.seed, "device": cfg.device,
-               "wall_time": history["wall_time"],
-               "runs": {cfg.optimizer: {"history": history, "summary": summary,
-                                        "hyper": {"lr": lr, **cfg.hyper}, "diagnosis": diagnosis}},
-               "target": inst.target, "reference_error": inst.reference_error}
-    write_report(folder, results, title=f"ravine train · {cfg.problem} · {cfg.optimizer}")
+def _write_report(cfg: Any, result: Any, folder: Path) -> None:
+    from ravine.report import write_report
+
+    write_report(folder, result, title=f"ravine train · {cfg.problem} · {cfg.optimizer}")

@@ -3,7 +3,7 @@
 Everything loads into a :class:`Dataset` (NumPy arrays); :func:`prepare` splits
 it train / validation / test (60/20/20, stratified, seeded), fits
 standardization or PCA whitening on train only, and returns tensors as
-:class:`ravine.problems.Splits`. Nothing is downloaded.
+:class:`ravine.data.Splits`. Nothing is downloaded.
 
 Example:
     >>> from ravine import data
@@ -24,12 +24,12 @@ from ravine.data.base import Dataset, Task
 from ravine.data.bundled import bundled_names, load_bundled
 from ravine.data.idx import MNIST_FILES, load_mnist, read_idx
 from ravine.data.loaders import encode_labels, load_csv, load_npz
-from ravine.data.splits import PCAWhitener, Standardizer, prepare, split_indices
+from ravine.data.splits import PCAWhitener, Splits, Standardizer, prepare, split_indices
 from ravine.data.synthetic import noisy_quadratic, sparse_sigmoid, unnormalized_regression
 from ravine.errors import ConfigError, unknown_name
 
 __all__ = [
-    "MNIST_FILES", "Dataset", "PCAWhitener", "Standardizer", "Task", "encode_labels", "load", "load_bundled",
+    "MNIST_FILES", "Dataset", "PCAWhitener", "Splits", "Standardizer", "Task", "encode_labels", "load", "load_bundled",
     "load_csv", "load_mnist", "load_npz", "names", "noisy_quadratic", "prepare", "read_idx", "sparse_sigmoid",
     "split_indices", "unnormalized_regression",
 ]

@@ -23,6 +23,9 @@ TaskOpt = Literal["auto", "classification", "regression"]
 #: at most this many distinct integer target values count as classes under task="auto"
 MAX_AUTO_CLASSES = 20
 
+#: the largest |value| a feature may hold: its square (standardization, the MSE) must stay finite in float64
+MAX_ABS_VALUE = 1e150
+
 
 def _check_task(task: str) -> str:
     if task not in ("auto", "classification", "regression"):
@@ -41,6 +44,13 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     if not rows:
         raise DataError(f"{path} is empty")
     header, body = [h.strip() for h in rows[0]], rows[1:]
+    for j, name in enumerate(header):
+        if not name:
+            raise DataError(f"{path}: column {j + 1} of the header has no name (allowed: a non-empty name per "
+                            "column)")
+        if header.index(name) != j:
+            raise DataError(f"{path}: column name {name!r} appears twice in the header (columns "
+                            f"{header.index(name) + 1} and {j + 1}; allowed: each name once)")
     if not body:
         raise DataError(f"{path} has a header but no data rows")
     for i, row in enumerate(body, start=2):
@@ -62,6 +72,9 @@ def _numeric_column(path: Path, name: str, cells: list[str]) -> np.ndarray | Non
             return None
         if not math.isfinite(values[i]):
             raise DataError(f"{path}: column {name!r} has a NaN or inf value (line {i + 2}: {text!r})")
+        if abs(values[i]) > MAX_ABS_VALUE:
+            raise DataError(f"{path}: column {name!r} has {text} on line {i + 2} (allowed: |value| <= "
+                            f"{MAX_ABS_VALUE:g}, so that squares stay finite; rescale the column)")
     return values
 
 
@@ -173,13 +186,18 @@ def load_npz(path: str | Path, task: TaskOpt = "auto") -> Dataset:
             lengths, NaN values.
     """
     path, task = Path(path), _check_task(task)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    if not zipfile.is_zipfile(path):  # np.load would try it as .npy or a pickle and blame allow_pickle
+        raise DataError(f"cannot read {path} as NPZ: not a zip archive (allowed: a file written by numpy.savez "
+                        "with arrays X and y)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except FileNotFoundError:
-        raise DataError(f"data file not found: {path}") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"cannot read {path} as NPZ: {exc}") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        why = ("it holds Python objects (allowed: numeric arrays only)" if "pickle" in str(exc)
+               else str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise DataError(f"cannot read {path} as NPZ: {why}") from None
     if not isinstance(arrays, dict) or "X" not in arrays or "y" not in arrays:
         found = ", ".join(arrays) if isinstance(arrays, dict) else "a single array"
         raise DataError(f"{path}: needs arrays 'X' and 'y'; found: {found or 'none'}")
@@ -199,6 +217,9 @@ def load_npz(path: str | Path, task: TaskOpt = "auto") -> Dataset:
     X = X.astype(np.float64)
     if not np.isfinite(X).all():
         raise DataError(f"{path}: 'X' contains NaN or inf")
+    if X.size and np.abs(X).max() > MAX_ABS_VALUE:
+        raise DataError(f"{path}: 'X' holds {np.abs(X).max():.3g} (allowed: |value| <= {MAX_ABS_VALUE:g}, so that "
+                        "squares stay finite; rescale the data)")
     numeric = y.dtype.kind in "biuf"
     if numeric and not np.isfinite(y.astype(np.float64)).all():
         raise DataError(f"{path}: 'y' contains NaN or inf")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -21,10 +21,26 @@ from ravine.data.base import Dataset
 from ravine.errors import ConfigError, DataError, check_range
 from ravine.utils import resolve_device
 
-if TYPE_CHECKING:
-    from ravine.problems import Splits
-
 StandardizeMode = bool | Literal["feature", "global"]
+
+
+@dataclass
+class Splits:
+    """Train / validation / test tensors, already preprocessed (fitted on train only).
+
+    Example:
+        >>> s = Splits(*[torch.zeros(2, 1)] * 6)
+        >>> len(s.X_train)
+        2
+    """
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_val: torch.Tensor
+    y_val: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    feature_names: list[str] | None = None
 
 
 def split_indices(n: int, y: np.ndarray | None = None, fractions: Sequence[float] = (0.6, 0.2, 0.2),
@@ -173,7 +189,6 @@ def prepare(dataset: Dataset, seed: int = 0, *, fractions: Sequence[float] = (0.
         >>> tuple(s.X_train.shape), tuple(s.X_val.shape), tuple(s.X_test.shape)
         ((90, 4), (30, 4), (30, 4))
     """
-    from ravine.problems import Splits
 
     dataset.check()
     strat = dataset.y if dataset.task == "classification" else None

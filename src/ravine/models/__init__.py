@@ -11,6 +11,7 @@ Example:
 from ravine.models.builders import AsImage, cnn, mlp
 from ravine.models.layers import (
     ACTIVATIONS,
+    COURSE_INITS,
     INITS,
     NORMS,
     activation,
@@ -20,5 +21,5 @@ from ravine.models.layers import (
     norm_2d,
 )
 
-__all__ = ["ACTIVATIONS", "INITS", "NORMS", "AsImage", "activation", "cnn", "init_module_", "init_weight_",
+__all__ = ["ACTIVATIONS", "COURSE_INITS", "INITS", "NORMS", "AsImage", "activation", "cnn", "init_module_", "init_weight_",
            "mlp", "norm_1d", "norm_2d"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Sequence
 
 import torch
@@ -52,6 +53,34 @@ def _materialize(build: Callable[[], nn.Module], init: str, seed: int, generator
     return model.to(device=device)
 
 
+def memory_budget() -> int:
+    """Bytes a model may plan to use: half of this machine's physical memory (RAVINE_MAX_MODEL_BYTES overrides)."""
+    override = os.environ.get("RAVINE_MAX_MODEL_BYTES")
+    if override:
+        return int(float(override))
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def check_memory(n_params: int, dtype: torch.dtype, what: str) -> None:
+    """Refuse a model whose training would not fit in memory, before allocating it.
+
+    Estimate: ``4 · n_params · bytes per value`` — weights, gradients and two optimizer
+    buffers (Adam's moments); activations are small next to that at ravine's batch sizes.
+
+    Example:
+        >>> check_memory(10**6, torch.float32, "sizes [1000, 1000]")
+    """
+    need = 4 * n_params * dtype.itemsize
+    budget = memory_budget()
+    if need > budget:
+        raise ConfigError(f"Invalid {what}: {n_params:,} parameters need about {need / 2**30:.1f} GiB to train "
+                          f"(weights, gradients, optimizer state) (allowed: up to {budget / 2**30:.1f} GiB, half "
+                          "this machine's memory)")
+
+
 def mlp(sizes: Sequence[int], activation: str = "relu", init: str = "he", norm: str = "none",
         dropout: float = 0.0, *, output_activation: str | None = None, seed: int = 0,
         generator: torch.Generator | None = None, device: str | torch.device = "cpu",
@@ -83,6 +112,7 @@ def mlp(sizes: Sequence[int], activation: str = "relu", init: str = "he", norm: 
     sizes = [check_int(f"sizes[{i}]", s, 1, error=ConfigError) for i, s in enumerate(sizes)]
     if len(sizes) < 2:
         raise ConfigError(f"Invalid sizes: {sizes!r} (allowed: at least input and output width)")
+    check_memory(sum(a * b + b for a, b in itertools.pairwise(sizes)), dtype, f"sizes {sizes}")
     p = _check_common(activation, init, norm, dropout)
     if norm != "none" and len(sizes) > 2:
         norm_1d(norm, sizes[1])  # refuses "instance" with its reason before anything is built

@@ -32,7 +32,23 @@ INITS: dict[str, str] = {
     "xavier-uniform": "W ~ U(−a, a), a = √(6 / (n_in + n_out))",
     "xavier-normal": "W = N(0, 1) · √(1 / n_in)",
     "he": "W = N(0, 1) · √(2 / n_in)",
+    "he-normal": "W = N(0, 1) · √(2 / n_in) (the same as he)",
 }
+
+#: the course's five initializations, by the names ``ravine diagnose --compare-inits`` uses
+COURSE_INITS = ("constant", "small-normal", "xavier-uniform", "xavier-normal", "he-normal")
+
+
+def _constant_value(name: str) -> float | None:
+    """The value of ``constant:<v>`` (e.g. ``constant:0.1``), else None."""
+    head, sep, tail = name.partition(":")
+    if head != "constant" or not sep:
+        return None
+    try:
+        value = float(tail)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 NORMS = ("none", "batch", "layer", "group", "instance")
 
@@ -53,9 +69,9 @@ def activation(name: str) -> nn.Module:
 
 
 def check_init(name: str) -> str:
-    """Return ``name`` if it is a known init, else raise ``UnknownNameError`` listing them."""
-    if name not in INITS:
-        raise unknown_name("init", name, INITS)
+    """Return ``name`` if it is a known init (or ``constant:<value>``), else raise ``UnknownNameError``."""
+    if name not in INITS and (not isinstance(name, str) or _constant_value(name) is None):
+        raise unknown_name("init", name, [*INITS, "constant:<value>"])
     return name
 
 
@@ -87,6 +103,8 @@ def init_weight_(weight: torch.Tensor, name: str, generator: torch.Generator | N
     with torch.no_grad():
         if name == "constant":
             return weight.fill_(1.0 / _fan_in(weight))
+        if _constant_value(name) is not None:  # constant:<v>, every weight v
+            return weight.fill_(_constant_value(name))
         if name == "zeros":
             return weight.zero_()
         if name == "small-normal":
@@ -94,7 +112,7 @@ def init_weight_(weight: torch.Tensor, name: str, generator: torch.Generator | N
         if name == "xavier-uniform":
             return nn.init.xavier_uniform_(weight, gain=1.0, generator=generator)
         # The course's "Xavier normal" is N(0, 1/n_in) (LeCun normal), not torch's 2/(n_in + n_out).
-        gain = math.sqrt(2.0) if name == "he" else 1.0
+        gain = math.sqrt(2.0) if name in ("he", "he-normal") else 1.0
         return nn.init.normal_(weight, 0.0, gain / math.sqrt(_fan_in(weight)), generator=generator)
 
 

@@ -53,6 +53,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -61,7 +62,7 @@ from typing import Any
 import torch
 from torch.optim.optimizer import _get_fused_kernels_supported_devices
 
-from ravine.errors import DataError, HyperparameterError, check_range
+from ravine.errors import CheckpointError, DataError, HyperparameterError, check_range
 from ravine.optim.registry import OptimizerInfo
 
 Closure = Callable[[], Any] | None
@@ -143,10 +144,12 @@ def split_params(params: Params) -> tuple[list[Any], list[torch.Tensor]]:
     return items, tensors
 
 
-def kernel_flags(tensors: list[torch.Tensor], fused: bool | None, has_fused: bool) -> dict[str, bool]:
+def kernel_flags(tensors: list[torch.Tensor], fused: bool | None, has_fused: bool,
+                 foreach: bool | None = None) -> dict[str, bool]:
     """``{"fused": True}`` where torch's fused kernel can run on ``tensors``, else ``{"foreach": True}``.
 
-    ``fused=None`` picks automatically; an explicit True/False is respected.
+    ``fused=None`` picks automatically; an explicit True/False is respected, and so is an
+    explicit ``foreach`` (``foreach=False``: torch's per-tensor loop).
 
     Example:
         >>> kernel_flags([torch.zeros(2)], fused=None, has_fused=True)
@@ -154,12 +157,71 @@ def kernel_flags(tensors: list[torch.Tensor], fused: bool | None, has_fused: boo
         >>> kernel_flags([torch.zeros(2, dtype=torch.complex64)], fused=None, has_fused=True)
         {'foreach': True}
     """
+    if fused and foreach:
+        raise HyperparameterError("Invalid fused, foreach: both True (allowed: at most one of them True)")
+    if foreach is not None:
+        return {"foreach": foreach, "fused": False} if fused is not None else {"foreach": foreach}
     if fused is None:
         devices = _get_fused_kernels_supported_devices()
         fused = has_fused and all(
             t.is_floating_point() and not t.is_sparse and t.device.type in devices for t in tensors
         )
     return {"fused": True} if fused else {"foreach": True}
+
+
+# The flags torch.optim's classes take besides the hyperparameters. Every ravine class takes all
+# five, and ``create`` forwards them; each is honoured or refused with a HyperparameterError
+# naming it (see ``torch_flags`` and ``_ForeachRule``).
+FLAGS = ("maximize", "foreach", "fused", "capturable", "differentiable")
+
+
+def check_flags(who: str, flags: dict[str, Any]) -> None:
+    """Type checks shared by every class: ``maximize``/``capturable``/``differentiable`` bool,
+    ``foreach``/``fused`` bool or None.
+
+    Example:
+        >>> check_flags("sgd", {"maximize": "yes"})
+        Traceback (most recent call last):
+        ...
+        ravine.errors.HyperparameterError: Invalid maximize for sgd: 'yes' (allowed: True or False)
+    """
+    for name, value in flags.items():
+        nullable = name in ("foreach", "fused")
+        if not (isinstance(value, bool) or (nullable and value is None)):
+            allowed = "True, False or None" if nullable else "True or False"
+            raise HyperparameterError(f"Invalid {name} for {who}: {value!r} (allowed: {allowed})")
+
+
+def torch_flags(torch_class: type[torch.optim.Optimizer], who: str, tensors: list[torch.Tensor], *,
+                maximize: bool, foreach: bool | None, fused: bool | None, capturable: bool,
+                differentiable: bool) -> dict[str, Any]:
+    """The keyword flags to hand to ``torch_class.__init__``: checked, and refused by name where torch lacks them.
+
+    Example:
+        >>> torch_flags(torch.optim.SGD, "sgd", [torch.zeros(2)], maximize=True, foreach=None, fused=None,
+        ...             capturable=False, differentiable=False)
+        {'maximize': True, 'fused': True}
+    """
+    check_flags(who, {"maximize": maximize, "foreach": foreach, "fused": fused, "capturable": capturable,
+                      "differentiable": differentiable})
+    accepted = inspect.signature(torch_class.__init__).parameters
+    out: dict[str, Any] = {"maximize": maximize}
+    if capturable:
+        if "capturable" not in accepted:
+            raise HyperparameterError(f"Invalid capturable for {who}: True (allowed: False; torch.optim."
+                                      f"{torch_class.__name__} has no capturable mode)")
+        out["capturable"] = True
+    if differentiable:
+        if fused:
+            raise HyperparameterError(f"Invalid fused for {who} with differentiable=True: True (allowed: False "
+                                      "or None; torch's fused kernels are not differentiable)")
+        out["differentiable"] = True
+        fused = False
+        foreach = False if foreach is None else foreach
+    if capturable and fused is None and foreach is None:
+        foreach = True  # torch's capturable mode runs on the foreach path; its fused kernel wants CUDA
+    out.update(kernel_flags(tensors, fused, has_fused="fused" in accepted, foreach=foreach))
+    return out
 
 
 # --------------------------------------------------------------------------- shared machinery
@@ -182,8 +244,13 @@ class _CheckedGroups:
                                       "value; choose it with rmsprop(..., eps_inside_sqrt=...))")
         for key, value in self._extra_defaults.items():
             param_group.setdefault(key, value)
-        check_hyperparameters({**self.defaults, **param_group}, self._checks)  # type: ignore[attr-defined]
+        merged = {**self.defaults, **param_group}  # type: ignore[attr-defined]
+        check_hyperparameters(merged, self._checks)
+        self._check_group(merged)
         super().add_param_group(param_group)  # type: ignore[misc]
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Checks that span several keys (e.g. c1 < c2); none by default."""
 
 
 def regularized(params: list[torch.Tensor], grads: list[torch.Tensor], group: dict[str, Any]) -> list[torch.Tensor]:
@@ -228,7 +295,9 @@ def l1_added_to_grads(param_groups: list[dict[str, Any]], grad_scale: float = 1.
             if not params:
                 continue
             grads = [p.grad for p in params]
-            new = regularized(params, grads, {"l1": group["l1"] * grad_scale})
+            # torch negates the whole gradient when maximizing: −(g − λ₁ sign θ) still shrinks |θ|
+            sign = -1.0 if group.get("maximize", False) else 1.0
+            new = regularized(params, grads, {"l1": sign * group["l1"] * grad_scale})
             for p, g, n in zip(params, grads, new, strict=True):
                 swapped.append((p, g))
                 p.grad = n
@@ -367,7 +436,33 @@ class _ForeachRule(_CheckedGroups, torch.optim.Optimizer):
     """
 
     _state_keys: tuple[str, ...] = ()
-    _checks = {**_CHECKS, "fused": _check_bool("fused")}
+    _checks = {**_CHECKS, "fused": _check_bool("fused"), "maximize": _check_bool("maximize")}
+    registry_name = "?"
+    # why a torch.optim state dict cannot be loaded here (state key of the torch class -> reason)
+    _foreign_state: dict[str, str] = {}
+
+    @classmethod
+    def _flag_defaults(cls, *, maximize: bool, foreach: bool | None, fused: bool | None, capturable: bool,
+                       differentiable: bool) -> dict[str, Any]:
+        """The group keys for the five torch flags: ``maximize`` honoured, ``fused``/``foreach`` choose the
+        kernel, ``capturable``/``differentiable`` refused by name (the update runs in place under no_grad
+        and reads hyperparameters as Python numbers)."""
+        who = cls.registry_name
+        check_flags(who, {"maximize": maximize, "foreach": foreach, "fused": fused, "capturable": capturable,
+                          "differentiable": differentiable})
+        if capturable:
+            raise HyperparameterError(f"Invalid capturable for {who}: True (allowed: False; ravine's {who} reads "
+                                      "ε, α, ρ as Python numbers, which CUDA-graph capture cannot replay)")
+        if differentiable:
+            raise HyperparameterError(f"Invalid differentiable for {who}: True (allowed: False; the update runs "
+                                      "in place under torch.no_grad())")
+        if foreach is False:
+            raise HyperparameterError(f"Invalid foreach for {who}: False (allowed: True or None; ravine's {who} "
+                                      "runs foreach ops or torch's fused kernel, it has no per-tensor loop)")
+        if fused and foreach:
+            raise HyperparameterError("Invalid fused, foreach: both True (allowed: at most one of them True)")
+        return {"maximize": maximize, "fused": not foreach if fused is None else fused, "foreach": foreach,
+                "capturable": False, "differentiable": False}
 
     @torch.no_grad()
     def step(self, closure: Closure = None) -> Any:
@@ -384,11 +479,35 @@ class _ForeachRule(_CheckedGroups, torch.optim.Optimizer):
                 raise DataError(f"Invalid gradient: sparse (allowed: dense gradients for {type(self).__name__})")
             for key, members in self._partition(params).items():
                 states = [self._init_state(p) for p in members]
-                lists = [members, [p.grad for p in members]] + [[s[k] for s in states] for k in self._state_keys]
+                grads = [p.grad for p in members]
+                if group.get("maximize", False):  # ascend: the rule runs on −g (new tensors)
+                    grads = list(torch._foreach_neg(grads))
+                lists = [members, grads] + [[s[k] for s in states] for k in self._state_keys]
                 for dev_lists, _ in self._group_tensors_by_device_and_dtype(lists).values():
                     self._step_tensors(group, key, *dev_lists)
             self._after_step(group, params)
         return loss
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch's ``load_state_dict``, after refusing the state of another optimizer by name.
+
+        Raises:
+            CheckpointError: a per-parameter state lacks this rule's keys (e.g. ``momentum_buffer``
+                from ``torch.optim.SGD``), saying why it cannot be converted.
+        """
+        for entry in state_dict.get("state", {}).values():
+            if not isinstance(entry, dict) or not entry:
+                continue
+            missing = [k for k in self._state_keys if k not in entry]
+            if missing:
+                found = sorted(k for k in entry if k not in self._state_keys)
+                why = next((self._foreign_state[k] for k in found if k in self._foreign_state),
+                           "it comes from a different optimizer")
+                raise CheckpointError(
+                    f"Invalid optimizer state for {self.registry_name}: keys {', '.join(found)} (allowed: "
+                    f"{', '.join(self._state_keys)}); {why}, so it cannot be converted — build the ravine "
+                    "optimizer with fresh state, or load it into the optimizer that saved it")
+        super().load_state_dict(state_dict)
 
     def _step_tensors(self, group: dict[str, Any], key: Any, params: list[torch.Tensor], grads: list[torch.Tensor],
                       *state: list[torch.Tensor]) -> None:
@@ -439,6 +558,8 @@ class SGD(_TorchRule, torch.optim.SGD):
         weight_decay: λ ≥ 0 (L2).
         l1: λ₁ ≥ 0 (L1).
         fused: None picks torch's fused kernel where it runs (foreach otherwise).
+        maximize, foreach, differentiable: as in ``torch.optim.SGD``; capturable: refused (torch's
+            SGD has none).
 
     Example:
         >>> w = torch.nn.Parameter(torch.tensor([1.0]))
@@ -447,15 +568,18 @@ class SGD(_TorchRule, torch.optim.SGD):
     """
 
     _torch_class = torch.optim.SGD
+    momentum_fixed = True  # the group has a ``momentum`` key (torch's), pinned to 0
     _checks = {**_CHECKS, "momentum": lambda v: _no_momentum(v, "sgd")}
 
     def __init__(self, params: Params, lr: float = 0.01, weight_decay: float = 0.0, l1: float = 0.0,
-                 *, fused: bool | None = None) -> None:
+                 *, maximize: bool = False, foreach: bool | None = None, fused: bool | None = None,
+                 capturable: bool = False, differentiable: bool = False) -> None:
         check_hyperparameters({"lr": lr, "weight_decay": weight_decay, "l1": l1})
         items, tensors = split_params(params)
         self._extra_defaults = {"l1": l1}
-        torch.optim.SGD.__init__(self, items, lr=lr, weight_decay=weight_decay,
-                                 **kernel_flags(tensors, fused, has_fused=True))
+        flags = torch_flags(torch.optim.SGD, "sgd", tensors, maximize=maximize, foreach=foreach, fused=fused,
+                            capturable=capturable, differentiable=differentiable)
+        torch.optim.SGD.__init__(self, items, lr=lr, weight_decay=weight_decay, **flags)
         self.defaults["l1"] = l1
 
     def _sync_group_keys(self) -> None:
@@ -466,9 +590,13 @@ class SGD(_TorchRule, torch.optim.SGD):
 
 
 def _no_momentum(value: Any, name: str) -> None:
+    # The group key exists because torch's class has it; a scheduler that cycles momentum
+    # (OneCycleLR, CyclicLR with their default cycle_momentum=True) writes it. Honouring it would
+    # silently switch to torch's heavy-ball rule, not the course's, hence a refusal that says how.
     if value != 0:
-        raise HyperparameterError(f"Invalid momentum for {name}: {value!r} (allowed: 0; for momentum use the "
-                                  "'momentum' or 'nesterov' optimizer)")
+        raise HyperparameterError(f"Invalid momentum for {name}: {value!r} (allowed: 0; {name} has no momentum — "
+                                  "with OneCycleLR or CyclicLR pass cycle_momentum=False, or use the 'momentum' or "
+                                  "'nesterov' optimizer)")
 
 
 class AdaGrad(_TorchRule, torch.optim.Adagrad):
@@ -495,12 +623,14 @@ class AdaGrad(_TorchRule, torch.optim.Adagrad):
     _torch_class = torch.optim.Adagrad
 
     def __init__(self, params: Params, lr: float = 0.01, eps: float = 1e-7, weight_decay: float = 0.0,
-                 l1: float = 0.0, *, fused: bool | None = None) -> None:
+                 l1: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, fused: bool | None = None,
+                 capturable: bool = False, differentiable: bool = False) -> None:
         check_hyperparameters({"lr": lr, "eps": eps, "weight_decay": weight_decay, "l1": l1})
         items, tensors = split_params(params)
         self._extra_defaults = {"l1": l1}
-        torch.optim.Adagrad.__init__(self, items, lr=lr, eps=eps, weight_decay=weight_decay,
-                                     **kernel_flags(tensors, fused, has_fused=True))
+        flags = torch_flags(torch.optim.Adagrad, "adagrad", tensors, maximize=maximize, foreach=foreach,
+                            fused=fused, capturable=capturable, differentiable=differentiable)
+        torch.optim.Adagrad.__init__(self, items, lr=lr, eps=eps, weight_decay=weight_decay, **flags)
         self.defaults["l1"] = l1
 
 
@@ -531,13 +661,16 @@ class Adam(_TorchRule, torch.optim.Adam):
     _torch_class = torch.optim.Adam
 
     def __init__(self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, l1: float = 0.0, *,
-                 fused: bool | None = None) -> None:
+                 eps: float = 1e-8, weight_decay: float = 0.0, l1: float = 0.0, *, maximize: bool = False,
+                 foreach: bool | None = None, fused: bool | None = None, capturable: bool = False,
+                 differentiable: bool = False) -> None:
         check_hyperparameters({"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "l1": l1})
         items, tensors = split_params(params)
         self._extra_defaults = {"l1": l1}
+        flags = torch_flags(torch.optim.Adam, "adam", tensors, maximize=maximize, foreach=foreach, fused=fused,
+                            capturable=capturable, differentiable=differentiable)
         torch.optim.Adam.__init__(self, items, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                  **kernel_flags(tensors, fused, has_fused=True))
+                                  **flags)
         self.defaults["l1"] = l1
 
 
@@ -557,15 +690,23 @@ class RMSPropEpsOutside(_TorchRule, torch.optim.RMSprop):
     """
 
     _torch_class = torch.optim.RMSprop
+    momentum_fixed = True
     _checks = {**_CHECKS, "momentum": lambda v: _no_momentum(v, "rmsprop")}
 
     def __init__(self, params: Params, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0.0, l1: float = 0.0) -> None:
+                 weight_decay: float = 0.0, l1: float = 0.0, *, maximize: bool = False, foreach: bool | None = None,
+                 fused: bool | None = None, capturable: bool = False, differentiable: bool = False) -> None:
         check_hyperparameters({"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay, "l1": l1})
-        items, _ = split_params(params)
+        items, tensors = split_params(params)
         self._extra_defaults = {"l1": l1, "rho": rho, "eps_inside_sqrt": False}
-        torch.optim.RMSprop.__init__(self, items, lr=lr, alpha=rho, eps=eps, weight_decay=weight_decay,
-                                     foreach=True)
+        if fused:
+            raise HyperparameterError("Invalid fused for rmsprop with eps_inside_sqrt=False: True (allowed: False "
+                                      "or None; torch.optim.RMSprop has no fused kernel)")
+        flags = torch_flags(torch.optim.RMSprop, "rmsprop", tensors, maximize=maximize,
+                            foreach=True if foreach is None and not differentiable else foreach, fused=False,
+                            capturable=capturable, differentiable=differentiable)
+        flags.pop("fused", None)
+        torch.optim.RMSprop.__init__(self, items, lr=lr, alpha=rho, eps=eps, weight_decay=weight_decay, **flags)
         self.defaults.update(self._extra_defaults)
 
     def _sync_group_keys(self) -> None:
@@ -582,17 +723,24 @@ class _MomentumRule(_ForeachRule):
     at 0), and when torch's fused SGD kernel computes the course's v ← α v − ε g exactly."""
 
     _state_keys = ("velocity",)
+    _foreign_state = {"momentum_buffer": "torch.optim.SGD keeps buf ← α buf + g and steps θ − ε buf; the "
+                                         "course's v ← α v − ε g equals −ε buf only while ε never changed"}
 
     def __init__(self, params: Params, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
-                 l1: float = 0.0, *, fused: bool = True) -> None:
-        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "l1": l1, "fused": fused}
+                 l1: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, fused: bool | None = None,
+                 capturable: bool = False, differentiable: bool = False) -> None:
+        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "l1": l1,
+                    **self._flag_defaults(maximize=maximize, foreach=foreach, fused=fused, capturable=capturable,
+                                          differentiable=differentiable)}
         check_hyperparameters(defaults, self._checks)
         super().__init__(split_params(params)[0], defaults)
 
     def _fused_dampening(self, group: dict[str, Any], lists: list[list[torch.Tensor]]) -> float | None:
         # With buf = v, momentum = α and 1 − dampening = −ε, torch's fused SGD kernel updates
-        # v ← α v − ε g in one pass. α = 0 would switch its buffer off, hence foreach.
-        if not group["fused"] or group["momentum"] == 0 or not fused_cpu_tensors(lists):
+        # v ← α v − ε g in one pass. α = 0 would switch its buffer off, hence foreach. Under
+        # torch.compile the private kernel has no fake implementation: foreach ops, which compile.
+        if (not group["fused"] or group["momentum"] == 0 or torch.compiler.is_compiling()
+                or not fused_cpu_tensors(lists)):
             return None
         return exact_dampening(group["lr"], lists[0][0].dtype)
 
@@ -611,6 +759,10 @@ class _MomentumRule(_ForeachRule):
 
 class Momentum(_MomentumRule):
     r"""The course's momentum: v ← α v − ε g ; θ ← θ + v.
+
+    ``maximize=True`` runs the rule on −g. ``foreach=True`` (or ``fused=False``) keeps to
+    foreach ops; ``foreach=False``, ``capturable=True`` and ``differentiable=True`` are refused
+    (HyperparameterError naming the flag). Under ``torch.compile`` the foreach ops run.
 
     α and ε are read from the param group at every step, so a momentum or
     learning-rate schedule changes them between steps (torch's SGD momentum
@@ -640,6 +792,8 @@ class Momentum(_MomentumRule):
         >>> opt.state[w]["velocity"]  # 0.5 · (−0.1) − 0.1
         tensor([-0.1500])
     """
+
+    registry_name = "momentum"
 
     def _step_tensors(self, group: dict[str, Any], key: Any, params: list[torch.Tensor], grads: list[torch.Tensor],
                       velocity: list[torch.Tensor]) -> None:
@@ -702,6 +856,7 @@ class Nesterov(_MomentumRule):
         (tensor([0.9000]), tensor([0.8500]))
     """
 
+    registry_name = "nesterov"
     # β (the α that built each look-ahead point) is the same for every parameter
     # of a group unless some skipped a step without a gradient.
     _partition_key = ("lookahead_momentum", 0.0)
@@ -789,11 +944,18 @@ class RMSProp(_ForeachRule):
     """
 
     _state_keys = ("squared_grad_avg_plus_eps",)
+    registry_name = "rmsprop"
+    _foreign_state = {"square_avg": "torch.optim.RMSprop keeps r without δ and adds δ outside the root; the "
+                                    "course's RMSProp keeps r + δ inside it (use eps_inside_sqrt=False to "
+                                    "continue torch's rule)"}
 
     def __init__(self, params: Params, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0.0, l1: float = 0.0, *, fused: bool = True) -> None:
+                 weight_decay: float = 0.0, l1: float = 0.0, *, maximize: bool = False, foreach: bool | None = None,
+                 fused: bool | None = None, capturable: bool = False, differentiable: bool = False) -> None:
         defaults = {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay, "l1": l1,
-                    "eps_inside_sqrt": True, "fused": fused}
+                    "eps_inside_sqrt": True,
+                    **self._flag_defaults(maximize=maximize, foreach=foreach, fused=fused, capturable=capturable,
+                                          differentiable=differentiable)}
         check_hyperparameters(defaults, self._checks)
         super().__init__(split_params(params)[0], defaults)
 
@@ -803,7 +965,7 @@ class RMSProp(_ForeachRule):
     def _step_tensors(self, group: dict[str, Any], eps_old: float, params: list[torch.Tensor],
                       grads: list[torch.Tensor], avg_plus_eps: list[torch.Tensor]) -> None:
         rho, eps = group["rho"], group["eps"]
-        if not (group["fused"] and rho > 0 and math.isfinite(eps / rho)
+        if not (group["fused"] and rho > 0 and math.isfinite(eps / rho) and not torch.compiler.is_compiling()
                 and fused_cpu_tensors([params, grads, avg_plus_eps])):
             return super()._step_tensors(group, eps_old, params, grads, avg_plus_eps)
         grads = regularized(params, grads, group)  # the kernel writes its first moment (= g) into these
@@ -845,7 +1007,7 @@ class RMSProp(_ForeachRule):
 
 
 def rmsprop(params: Params, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0,
-            l1: float = 0.0, eps_inside_sqrt: bool = True) -> torch.optim.Optimizer:
+            l1: float = 0.0, eps_inside_sqrt: bool = True, **flags: Any) -> torch.optim.Optimizer:
     """The registry's ``rmsprop``: :class:`RMSProp` (δ inside the root) or :class:`RMSPropEpsOutside`.
 
     Example:
@@ -854,7 +1016,7 @@ def rmsprop(params: Params, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-
     """
     _check_bool("eps_inside_sqrt")(eps_inside_sqrt)
     cls = RMSProp if eps_inside_sqrt else RMSPropEpsOutside
-    return cls(params, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, l1=l1)
+    return cls(params, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, l1=l1, **flags)
 
 
 # --------------------------------------------------------------------------- registry
@@ -862,16 +1024,17 @@ def rmsprop(params: Params, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-
 _REG = {"weight_decay": 0.0, "l1": 0.0}
 
 OPTIMIZERS: list[OptimizerInfo] = [
-    OptimizerInfo("sgd", SGD, "θ ← θ − ε g", {"lr": 0.01, **_REG}, aliases=("gd",), train_lr=0.1),
+    OptimizerInfo("sgd", SGD, "θ ← θ − ε g", {"lr": 0.01, **_REG}, aliases=("gd",), train_lr=0.1,
+                  extra_keys=FLAGS),
     OptimizerInfo("momentum", Momentum, "v ← α v − ε g ; θ ← θ + v",
-                  {"lr": 0.01, "momentum": 0.9, **_REG}, train_lr=0.02),
+                  {"lr": 0.01, "momentum": 0.9, **_REG}, train_lr=0.02, extra_keys=FLAGS),
     OptimizerInfo("nesterov", Nesterov, "v ← α v − ε ∇L(θ + α v) ; θ ← θ + v",
-                  {"lr": 0.01, "momentum": 0.9, **_REG}, train_lr=0.02),
+                  {"lr": 0.01, "momentum": 0.9, **_REG}, train_lr=0.02, extra_keys=FLAGS),
     OptimizerInfo("adagrad", AdaGrad, "r ← r + g⊙g ; θ ← θ − ε g / (δ + √r)",
-                  {"lr": 0.01, "eps": 1e-7, **_REG}, train_lr=0.03),
+                  {"lr": 0.01, "eps": 1e-7, **_REG}, train_lr=0.03, extra_keys=FLAGS),
     OptimizerInfo("rmsprop", rmsprop, "r ← ρ r + (1−ρ) g⊙g ; θ ← θ − ε g / √(δ + r)",
-                  {"lr": 1e-3, "rho": 0.9, "eps": 1e-6, **_REG, "eps_inside_sqrt": True}, train_lr=1e-3),
+                  {"lr": 1e-3, "rho": 0.9, "eps": 1e-6, **_REG, "eps_inside_sqrt": True}, train_lr=1e-3, extra_keys=FLAGS),
     OptimizerInfo("adam", Adam,
                   "s ← ρ1 s + (1−ρ1) g ; r ← ρ2 r + (1−ρ2) g⊙g ; θ ← θ − ε ŝ / (√r̂ + δ)",
-                  {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, **_REG}, train_lr=1e-3),
+                  {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, **_REG}, train_lr=1e-3, extra_keys=FLAGS),
 ]

@@ -23,11 +23,10 @@ from typing import Any
 
 import torch
 
-from ravine.errors import ClosureError, HyperparameterError, check_int, check_range
-from ravine.optim._wolfe import (FlatClosureOptimizer, LineSearchResult, backtracking, check_common, check_finite,
-                                 converged, loss_value, strong_wolfe)
+from ravine.errors import HyperparameterError, check_int, check_range
+from ravine.optim._flat import DESCENT_CHECKS, DescentMethod, Point
+from ravine.optim.line_search import check_finite
 from ravine.optim.registry import OptimizerInfo
-from ravine.optim.result import STATUS_FAILED, STATUS_GTOL, STATUS_MAX_ITER
 
 _COMMON_DEFAULTS: dict[str, Any] = {
     "lr": 1.0, "max_iter": 1, "tolerance_grad": 1e-7, "tolerance_change": 1e-9, "tolerance_step": 1e-9,
@@ -35,126 +34,21 @@ _COMMON_DEFAULTS: dict[str, Any] = {
 }
 
 
-class _NewtonBase(FlatClosureOptimizer):
-    """The iteration shared by Newton and Newton-CG: direction from ``_direction``, then a line search.
+class _NewtonBase(DescentMethod):
+    """Newton and Newton-CG: a ``"graph"`` closure, the direction from second derivatives.
 
     The line search starts at ε = lr (1: the full Newton step; Newton-CG may start shorter, see
-    ``NewtonCG._first_trial``). ``line_search="strong_wolfe"``
-    (default) evaluates the gradient at trial points, which the next iteration reuses, and may
-    extrapolate past 1; ``"armijo"`` backtracks on values only. Measured on n-D Rosenbrock from
-    (−1.2, 1, ...), gtol 1e-5: Newton 29 vs 69 evaluations (n = 10) and 174 vs 872 (n = 100),
-    Newton-CG 169 vs 166 and 336 vs 939 (strong Wolfe vs Armijo, both from ε = 1), hence the default.
-
-    One ``step(closure)`` runs up to ``max_iter`` iterations (default 1, so that a training loop
-    calling ``step`` once per iteration sees one Newton iteration per call) and stops early on
-    ‖g‖∞ ≤ tolerance_grad, |Δf| ≤ tolerance_change or max|Δθ| ≤ tolerance_step. Inside one call,
-    the loss accepted by the line search (evaluated with its graph) is reused by the next
-    iteration, so an iteration usually costs one loss evaluation.
+    ``NewtonCG._first_trial``). ``line_search="strong_wolfe"`` (default) evaluates the gradient at
+    trial points, which the next iteration reuses, and may extrapolate past 1; ``"armijo"``
+    backtracks on values only. Measured on n-D Rosenbrock from (−1.2, 1, ...), gtol 1e-5: Newton
+    29 vs 69 evaluations (n = 10) and 174 vs 872 (n = 100), Newton-CG 169 vs 166 and 336 vs 939
+    (strong Wolfe vs Armijo, both from ε = 1), hence the default. Inside one call, the loss
+    accepted by the line search (evaluated with its graph) is reused by the next iteration, so an
+    iteration usually costs one loss evaluation. The iteration itself is
+    :class:`~ravine.optim._flat.DescentMethod`'s.
     """
 
-    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
-        super().__init__(params, defaults)
-        group = self.param_groups[0]
-        check_common(group)
-        if group["line_search"] not in ("strong_wolfe", "armijo"):
-            raise HyperparameterError(f"Invalid line_search: {group['line_search']!r} (allowed: strong_wolfe, armijo)")
-
-    def _direction(self, grads: tuple[torch.Tensor, ...], g: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def _evaluate(self, closure: Callable[[], Any]) -> tuple[float, torch.Tensor]:
-        with torch.enable_grad():
-            loss = closure()
-        self.flat_state["func_evals"] += 1
-        return loss_value(loss, self.method_name), loss
-
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:  # type: ignore[override]
-        """Run up to ``max_iter`` iterations; returns the loss at the starting point."""
-        if closure is None:
-            raise ClosureError(f"{self.method_name} needs a closure: step(lambda: loss_fn(model(X), y))")
-        group, state = self.param_groups[0], self.flat_state
-        f, loss = self._evaluate(closure)
-        check_finite(f, "the loss", self.method_name, state["n_iter"])
-        first = torch.as_tensor(f)
-        g_flat, grads = self._gradient(loss)
-        status, message = STATUS_MAX_ITER, "max_iter iterations done"
-        for _ in range(group["max_iter"]):
-            if g_flat is None:  # the Armijo search returned only the loss
-                g_flat, grads = self._gradient(loss)
-            if g_flat.abs().max() <= group["tolerance_grad"]:
-                status, message = STATUS_GTOL, "gradient tolerance reached"
-                break
-            with torch.no_grad():
-                d = self._direction(grads, g_flat.detach())
-                gtd = float(g_flat @ d)
-                if not gtd < 0:  # e.g. a zero-curvature direction: fall back to steepest descent
-                    d, gtd = -g_flat.detach(), -float(g_flat @ g_flat)
-            loss = grads = g_flat = None  # free the double-backward graph before the line search
-            ls = self._line_search(closure, f, d, gtd, self._first_trial(f, gtd))
-            if ls.t == 0.0:
-                status, message = STATUS_FAILED, "line search found no decrease (at the precision limit?)"
-                break
-            state["n_iter"] += 1
-            f_prev, f = f, ls.f
-            state["prev_loss"] = f_prev
-            loss, g_flat, grads = ls.payload
-            stop = converged(group, None if g_flat is None else float(g_flat.detach().abs().max()), f_prev, f,
-                             ls.t * float(d.abs().max()))
-            if stop is not None:
-                status, message = stop
-                break
-        self._finish(status, message)
-        return first
-
-    def _first_trial(self, f: float, gtd: float) -> float:
-        """The line search's first step: lr (1 = the full Newton step)."""
-        return self.param_groups[0]["lr"]
-
-    def _line_search(self, closure: Callable[[], Any], f: float, d: torch.Tensor, gtd: float,
-                     t0: float) -> LineSearchResult:
-        """Armijo (values only) or strong Wolfe (the gradient at trial points is reused next iteration)."""
-        group = self.param_groups[0]
-        x0 = self._flat_params()
-        last = [None]
-
-        def phi_armijo(t: float) -> tuple[float, tuple]:
-            self._set_flat(x0 + t * d)
-            last[0] = t
-            f_t, loss_t = self._evaluate(closure)
-            return f_t, (loss_t, None, None)
-
-        def phi_wolfe(t: float) -> tuple[float, float, tuple]:
-            f_t, payload = phi_armijo(t)
-            if not math.isfinite(f_t):
-                return f_t, math.nan, payload
-            g_t, grads_t = self._gradient(payload[0], strict=False)
-            return f_t, float(g_t.detach() @ d), (payload[0], g_t, grads_t)
-
-        if group["line_search"] == "armijo":
-            ls = backtracking(phi_armijo, f, gtd, t0, c1=group["c1"], max_evals=group["max_ls"])
-        else:
-            ls = strong_wolfe(phi_wolfe, f, gtd, t0, c1=group["c1"], c2=group["c2"],
-                              max_evals=group["max_ls"])
-        if ls.t == 0.0:
-            self._set_flat(x0)
-        elif last[0] != ls.t:  # the search ended on a rejected trial point: go back to the accepted one
-            self._set_flat(x0 + ls.t * d)
-        return ls
-
-    def _gradient(self, loss: torch.Tensor, strict: bool = True) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """g = ∇f with its graph kept (create_graph) for the Hessian or Hessian-vector products."""
-        if not (isinstance(loss, torch.Tensor) and loss.requires_grad):
-            raise ClosureError(f"{self.method_name}: the closure must return the loss built from the parameters "
-                               "with autograd on (no backward(), no detach(), not under torch.no_grad())")
-        with torch.enable_grad():
-            grads = torch.autograd.grad(loss.reshape(()), self._params, create_graph=True, allow_unused=True)
-        grads = tuple(torch.zeros_like(p) if g is None else g for g, p in zip(grads, self._params, strict=True))
-        g_flat = torch.cat([g.reshape(-1) for g in grads])
-        self.flat_state["grad_evals"] += 1
-        if strict:  # at a line-search trial point a non-finite gradient only means "step too long"
-            check_finite(float(g_flat.detach().abs().sum()), "the gradient", self.method_name,
-                         self.flat_state["n_iter"])
-        return g_flat, grads
+    closure_kind = "graph"
 
 
 class Newton(_NewtonBase):
@@ -177,18 +71,22 @@ class Newton(_NewtonBase):
     contract does not give.
 
     Args:
-        params: the parameters (one group).
+        params: the parameters (groups must share hyperparameters; lr = 0 freezes one).
         lr: first trial step ε of the line search (1 = the full Newton step).
         max_iter: Newton iterations per ``step`` call (default 1).
         tolerance_grad, tolerance_change, tolerance_step: early stops inside a ``step`` on
             ‖g‖∞, |Δf| and max|Δθ| (absolute, as in ``torch.optim.LBFGS``).
         c1, c2: line-search constants (c2 only for strong Wolfe). max_ls: evaluations at most.
-        line_search: ``"strong_wolfe"`` (default) or ``"armijo"`` (backtracking on values).
+        line_search: ``"strong_wolfe"`` (default), ``"armijo"`` (backtracking on values) or a
+            callable ``(theta, d, f, g) -> t``.
         damping: τ added to H at least (0: pure Newton where H is positive definite).
         max_params: largest parameter count for which the dense Hessian is formed.
     """
 
     method_name = "newton"
+
+    _checks = {**DESCENT_CHECKS, "damping": lambda v: check_range("damping", v, 0.0),
+               "max_params": lambda v: check_int("max_params", v, 1)}
 
     def __init__(self, params: Any, lr: float = 1.0, max_iter: int = 1, tolerance_grad: float = 1e-7,
                  tolerance_change: float = 1e-9, tolerance_step: float = 1e-9, c1: float = 1e-4, c2: float = 0.9,
@@ -198,19 +96,17 @@ class Newton(_NewtonBase):
                         tolerance_step=tolerance_step, c1=c1, c2=c2, max_ls=max_ls, line_search=line_search,
                         damping=damping, max_params=max_params)
         super().__init__(params, defaults)
-        check_range("damping", damping, 0.0)
-        check_int("max_params", max_params, 1)
         if self._numel > max_params:
             raise HyperparameterError(
                 f"Invalid params: newton forms the dense {self._numel}x{self._numel} Hessian, above "
                 f"max_params={max_params}; use 'newton-cg' (Hessian-free) or raise max_params")
 
-    def _direction(self, grads: tuple[torch.Tensor, ...], g: torch.Tensor) -> torch.Tensor:
+    def _direction(self, point: Point) -> torch.Tensor:
         with torch.enable_grad():
-            hessian = hessian_from_grads(grads, self._params)
+            hessian = self.mean_across_ranks(hessian_from_grads(point.grads, self._params))
         self.flat_state["hess_evals"] += 1
         check_finite(float(hessian.abs().sum()), "the Hessian", self.method_name, self.flat_state["n_iter"])
-        return -modified_newton_solve(hessian, g, self.param_groups[0]["damping"])
+        return -modified_newton_solve(hessian, point.g, self.param_groups[0]["damping"])
 
 
 def hessian_from_grads(grads: Sequence[torch.Tensor], params: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -315,6 +211,8 @@ class NewtonCG(_NewtonBase):
 
     method_name = "newton-cg"
 
+    _checks = {**DESCENT_CHECKS, "cg_max_iter": lambda v: v is None or check_int("cg_max_iter", v, 1)}
+
     def __init__(self, params: Any, lr: float = 1.0, max_iter: int = 1, tolerance_grad: float = 1e-7,
                  tolerance_change: float = 1e-9, tolerance_step: float = 1e-9, c1: float = 1e-4, c2: float = 0.9,
                  max_ls: int = 30, line_search: str = "strong_wolfe", cg_max_iter: int | None = None) -> None:
@@ -322,27 +220,26 @@ class NewtonCG(_NewtonBase):
                         tolerance_step=tolerance_step, c1=c1, c2=c2, max_ls=max_ls, line_search=line_search,
                         cg_max_iter=cg_max_iter)
         super().__init__(params, defaults)
-        if cg_max_iter is not None:
-            check_int("cg_max_iter", cg_max_iter, 1)
 
-    def _direction(self, grads: tuple[torch.Tensor, ...], g: torch.Tensor) -> torch.Tensor:
+    def _direction(self, point: Point) -> torch.Tensor:
+        g = point.g
         cg_max_iter = self.param_groups[0]["cg_max_iter"] or 20 * g.numel()
-        state = self.flat_state
+        state, params = self.flat_state, self._params
 
         def hvp(v: torch.Tensor) -> torch.Tensor:
             state["hess_evals"] += 1
-            return hessian_vector_product(grads, self._params, v)
+            return self.mean_across_ranks(hessian_vector_product(point.grads, params, v))
 
         return truncated_cg(hvp, g, cg_max_iter)
 
-    def _first_trial(self, f: float, gtd: float) -> float:
+    def _first_trial(self, point: Point, gtd: float) -> float:
         """min(lr, 1.01 · 2(f − f_prev)/φ'(0)): Nocedal & Wright eq. 3.60, capped at lr.
 
         A truncated-CG step is not always well scaled; starting where the last decrease
         predicts cut n-D Rosenbrock evaluations from 169 to 149 (n = 10) and 336 to 250 (n = 100),
         while it cost exact Newton 1-11% (so Newton keeps the unit step).
         """
-        lr = self.param_groups[0]["lr"]
+        lr, f = self.param_groups[0]["lr"], point.f
         prev = self.flat_state.get("prev_loss")
         if prev is None or not prev > f or not gtd < 0:
             return lr

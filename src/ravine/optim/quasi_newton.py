@@ -19,17 +19,14 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from ravine.errors import ClosureError, HyperparameterError, check_int
-from ravine.optim._wolfe import (FlatClosureOptimizer, LineSearchResult, check_common, check_finite, converged,
-                                 loss_value, strong_wolfe)
+from ravine.errors import HyperparameterError, check_int
+from ravine.optim._flat import DESCENT_CHECKS, DescentMethod, Point
 from ravine.optim.registry import OptimizerInfo
-from ravine.optim.result import STATUS_FAILED, STATUS_GTOL, STATUS_MAX_ITER
 
 LineSearch = Callable[[torch.Tensor, torch.Tensor, float, torch.Tensor], float]
 """A custom line search: ``line_search(theta, d, f, g) -> t`` (e.g. the exact step on a quadratic)."""
@@ -40,107 +37,41 @@ _COMMON_DEFAULTS: dict[str, Any] = {
 }
 
 
-class _QuasiNewtonBase(FlatClosureOptimizer):
-    """The iteration shared by BFGS and L-BFGS: d = −H̃ g, strong-Wolfe step, store (s, y).
+class _QuasiNewtonBase(DescentMethod):
+    """BFGS and L-BFGS: d = −H̃ g, a line search (strong Wolfe by default), store (s, y).
 
     One ``step(closure)`` runs up to ``max_iter`` iterations (default 1: one iteration per call,
     as ``ravine compare`` calls ``step`` once per iteration; ``torch.optim.LBFGS`` defaults to
-    20). Early stops: ‖g‖∞ ≤ tolerance_grad, |Δf| ≤ tolerance_change, max|Δθ| ≤ tolerance_step.
-    The curvature pair (s, y) of the last step is completed with the gradient at the start of the
-    next iteration, also across ``step`` calls (so full-batch training keeps its curvature
-    memory). The first step is lr·min(1, 1/‖g‖₁), later ones start at lr.
+    20). The curvature pair (s, y) of the last step is completed with the gradient at the start of
+    the next iteration, also across ``step`` calls (so full-batch training keeps its curvature
+    memory). The first step is lr·min(1, 1/‖g‖₁), later ones start at lr. The iteration itself
+    is :class:`~ravine.optim._flat.DescentMethod`'s.
     """
 
-    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
-        super().__init__(params, defaults)
-        group = self.param_groups[0]
-        check_common(group)
-        line_search = group["line_search"]
-        if not (line_search == "strong_wolfe" or callable(line_search)):
-            raise HyperparameterError(f"Invalid line_search: {line_search!r} "
-                                      "(allowed: 'strong_wolfe' or a callable (theta, d, f, g) -> t)")
+    closure_kind = "loss"
 
     # -- the two methods differ only here -------------------------------------------------------
     def _update(self, s: torch.Tensor, y: torch.Tensor) -> None:
         raise NotImplementedError
 
-    def _direction(self, g: torch.Tensor) -> torch.Tensor:
+    def _quasi_newton_direction(self, g: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     # -------------------------------------------------------------------------------------------
-    def _evaluate(self, closure: Callable[[], Any]) -> tuple[float, torch.Tensor]:
-        with torch.enable_grad():
-            loss = closure()
+    def _direction(self, point: Point) -> torch.Tensor:
+        return self._quasi_newton_direction(point.g)
+
+    def _new_gradient(self, g: torch.Tensor) -> None:
         state = self.flat_state
-        state["func_evals"] += 1
-        state["grad_evals"] += 1
-        return loss_value(loss, self.method_name), self._flat_grad()
+        if "s" in state:  # complete the pair of the previous step with this gradient
+            self._update(state.pop("s"), g - state.pop("prev_grad"))
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:  # type: ignore[override]
-        """Run up to ``max_iter`` iterations; returns the loss at the starting point."""
-        if closure is None:
-            raise ClosureError(f"{self.method_name} needs a closure that zeroes grads, computes the loss, "
-                               "calls backward() and returns the loss")
-        group, state = self.param_groups[0], self.flat_state
-        f, g = self._evaluate(closure)
-        check_finite(f, "the loss", self.method_name, state["n_iter"])
-        check_finite(float(g.abs().sum()), "the gradient", self.method_name, state["n_iter"])
-        first = torch.as_tensor(f)
-        status, message = STATUS_MAX_ITER, "max_iter iterations done"
-        for _ in range(group["max_iter"]):
-            if "s" in state:  # complete the pair of the previous step with this gradient
-                self._update(state.pop("s"), g - state.pop("prev_grad"))
-            if g.abs().max() <= group["tolerance_grad"]:
-                status, message = STATUS_GTOL, "gradient tolerance reached"
-                break
-            d = self._direction(g)
-            gtd = float(g @ d)
-            if not gtd < 0:  # lost positive definiteness numerically: restart from steepest descent
-                self._reset_curvature()
-                d, gtd = -g, -float(g @ g)
-            ls = self._line_search(closure, f, g, d, gtd)
-            if not ls.success and ls.t == 0.0:
-                status, message = STATUS_FAILED, "line search found no decrease (at the precision limit?)"
-                break
-            state["n_iter"] += 1
-            state["s"], state["prev_grad"] = ls.t * d, g
-            f_prev, f, g = f, ls.f, ls.payload
-            stop = converged(group, float(g.abs().max()), f_prev, f, ls.t * float(d.abs().max()))
-            if stop is not None:
-                status, message = stop
-                break
-        self._finish(status, message)
-        return first
+    def _accepted(self, s: torch.Tensor, g: torch.Tensor) -> None:
+        self.flat_state["s"], self.flat_state["prev_grad"] = s, g
 
-    def _line_search(self, closure: Callable[[], Any], f: float, g: torch.Tensor, d: torch.Tensor,
-                     gtd: float) -> LineSearchResult:
-        group, state = self.param_groups[0], self.flat_state
-        x0 = self._flat_params()
-        last = [None]
-
-        def phi(t: float) -> tuple[float, float, torch.Tensor]:
-            self._set_flat(x0 + t * d)
-            last[0] = t
-            f_t, g_t = self._evaluate(closure)
-            return f_t, float(g_t @ d), g_t
-
-        if callable(group["line_search"]):
-            t = float(group["line_search"](x0.clone(), d.clone(), f, g.clone()))
-            f_t, gtd_t, g_t = phi(t)
-            ok = math.isfinite(f_t)
-            ls = LineSearchResult(t if ok else 0.0, f_t, gtd_t, g_t, 1, ok)
-        else:
-            t0 = group["lr"] * (min(1.0, 1.0 / float(g.abs().sum())) if state["n_iter"] == 0 else 1.0)
-            ls = strong_wolfe(phi, f, gtd, t0, c1=group["c1"], c2=group["c2"], max_evals=group["max_ls"])
-        if ls.t == 0.0:
-            self._set_flat(x0)
-        elif last[0] != ls.t:  # the search ended on a worse trial point: go back to the accepted one
-            self._set_flat(x0 + ls.t * d)
-        return ls
-
-    def _reset_curvature(self) -> None:
-        raise NotImplementedError
+    def _first_trial(self, point: Point, gtd: float) -> float:
+        lr = self.param_groups[0]["lr"]
+        return lr * (min(1.0, 1.0 / float(point.g.abs().sum())) if self.flat_state["n_iter"] == 0 else 1.0)
 
 
 class BFGS(_QuasiNewtonBase):
@@ -155,17 +86,18 @@ class BFGS(_QuasiNewtonBase):
     which the strong-Wolfe search prevents except at the precision limit). n² memory.
 
     Args:
-        params: the parameters (one group).
+        params: the parameters (groups must share hyperparameters; lr = 0 freezes one).
         lr: first trial step of each line search (1: the quasi-Newton step).
         max_iter: iterations per ``step`` call (default 1).
         tolerance_grad, tolerance_change, tolerance_step: early stops on ‖g‖∞, |Δf|, max|Δθ|.
         c1, c2: strong-Wolfe constants. max_ls: line-search evaluations at most.
-        line_search: ``"strong_wolfe"`` or a callable ``(theta, d, f, g) -> t`` (one evaluation
-            at the step it returns; used e.g. for an exact line search on a quadratic).
+        line_search: ``"strong_wolfe"``, ``"armijo"`` or a callable ``(theta, d, f, g) -> t`` (one
+            evaluation at the step it returns; used e.g. for an exact line search on a quadratic).
         max_params: largest parameter count for the dense n×n matrix (use ``lbfgs`` above).
     """
 
     method_name = "bfgs"
+    _checks = {**DESCENT_CHECKS, "max_params": lambda v: check_int("max_params", v, 1)}
 
     def __init__(self, params: Any, lr: float = 1.0, max_iter: int = 1, tolerance_grad: float = 1e-7,
                  tolerance_change: float = 1e-9, tolerance_step: float = 1e-9, c1: float = 1e-4, c2: float = 0.9,
@@ -174,7 +106,6 @@ class BFGS(_QuasiNewtonBase):
                         tolerance_step=tolerance_step, c1=c1, c2=c2, max_ls=max_ls, line_search=line_search,
                         max_params=max_params)
         super().__init__(params, defaults)
-        check_int("max_params", max_params, 1)
         if self._numel > max_params:
             raise HyperparameterError(f"Invalid params: bfgs keeps a dense {self._numel}x{self._numel} matrix, "
                                       f"above max_params={max_params}; use 'lbfgs' or raise max_params")
@@ -192,7 +123,7 @@ class BFGS(_QuasiNewtonBase):
         # (I − ρsyᵀ) H (I − ρysᵀ) + ρssᵀ expanded, O(n²) without forming the products.
         h += (rho * rho * float(y @ hy) + rho) * torch.outer(s, s) - rho * (torch.outer(hy, s) + torch.outer(s, hy))
 
-    def _direction(self, g: torch.Tensor) -> torch.Tensor:
+    def _quasi_newton_direction(self, g: torch.Tensor) -> torch.Tensor:
         h = self.flat_state.get("inv_hessian")
         return -g if h is None else -(h @ g)
 
@@ -223,6 +154,7 @@ class LBFGS(_QuasiNewtonBase):
     """
 
     method_name = "lbfgs"
+    _checks = {**DESCENT_CHECKS, "history_size": lambda v: check_int("history_size", v, 1)}
 
     def __init__(self, params: Any, lr: float = 1.0, max_iter: int = 1, tolerance_grad: float = 1e-7,
                  tolerance_change: float = 1e-9, tolerance_step: float = 1e-9, c1: float = 1e-4, c2: float = 0.9,
@@ -231,7 +163,6 @@ class LBFGS(_QuasiNewtonBase):
                         tolerance_step=tolerance_step, c1=c1, c2=c2, max_ls=max_ls, line_search=line_search,
                         history_size=history_size)
         super().__init__(params, defaults)
-        check_int("history_size", history_size, 1)
 
     def _update(self, s: torch.Tensor, y: torch.Tensor) -> None:
         ys = float(y @ s)
@@ -246,7 +177,7 @@ class LBFGS(_QuasiNewtonBase):
         grad_diffs.append(y)
         state["gamma"] = ys / float(y @ y)
 
-    def _direction(self, g: torch.Tensor) -> torch.Tensor:
+    def _quasi_newton_direction(self, g: torch.Tensor) -> torch.Tensor:
         state = self.flat_state
         steps, grad_diffs = state.get("steps", []), state.get("grad_diffs", [])
         q = g.clone()

@@ -37,10 +37,10 @@ ClosureKind = Literal["none", "loss", "graph", "residual"]
 
 _MODULES = (
     "ravine.optim.first_order",
-    "ravine.optim.linesearch",
+    "ravine.optim.line_search_gd",
     "ravine.optim.newton",
     "ravine.optim.quasi_newton",
-    "ravine.optim.least_squares",
+    "ravine.optim.levenberg_marquardt",
 )
 
 
@@ -73,12 +73,9 @@ class OptimizerInfo:
 def _load() -> dict[str, OptimizerInfo]:
     table: dict[str, OptimizerInfo] = {}
     for mod_name in _MODULES:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == mod_name:  # a method family not built yet
-                continue
-            raise
+        # A module that fails to import is a bug, not a family "not built yet": let it raise, so a
+        # rename or a syntax error fails every command and test instead of hiding a family.
+        mod = importlib.import_module(mod_name)
         for info in getattr(mod, "OPTIMIZERS", []):
             table[info.name] = info
     return table

@@ -1,17 +1,22 @@
-"""Figures of a ``ravine compare`` run, drawn with Matplotlib's object API.
+"""Figures of a ``ravine compare`` (or ``ravine train``) run, drawn with Matplotlib's object API.
 
-Each function takes the ``runs`` mapping of a compare result
-(``{optimizer_name: {"history": ..., "summary": ..., ...}}``) and returns a
-``matplotlib.figure.Figure``. Figures are built as ``Figure()`` objects (Agg
-canvas), never through ``pyplot``, so no global backend state is touched and
-nothing opens a window.
+Each function takes the ``runs`` of a :class:`ravine.train.results.CompareResult`
+(``{optimizer_name: RunResult}``) and returns a ``matplotlib.figure.Figure``.
+Figures are built as ``Figure()`` objects (Agg canvas), never through
+``pyplot``, so no global backend state is touched and nothing opens a window.
+
+Runs are told apart by colour *and* line style (and marker), so curves that
+lie on top of each other, or a print in grey, stay distinguishable.
 
 Example:
-    >>> history = {"iteration": {"step": [1, 2], "loss": [1.0, 0.5], "loss_ema": [1.0, 0.8]},
-    ...            "epoch": {"epoch": [0, 1], "val_metric": [0.1, 0.6], "lr": [0.1, 0.1]}}
-    >>> fig = train_loss({"sgd": {"history": history}})
-    >>> png = to_png(fig)
-    >>> png[:4] == b"\\x89PNG"
+    >>> from ravine.train.results import History, RunResult
+    >>> from ravine.train.spec import RunSpec
+    >>> h = History("accuracy", True)
+    >>> for s in (1, 2):
+    ...     h.iterations.append(step=s, epoch=s / 2, loss=1.0 / s, loss_ema=1.0 / s, lr=0.1, momentum=None,
+    ...                         grad_evals=s / 2, time=0.1 * s)
+    >>> run = RunResult("sgd", RunSpec("toy", "sgd", 0.1, 8, 16, 1), h)
+    >>> to_png(train_loss({"sgd": run}))[:4] == b"\\x89PNG"
     True
 """
 
@@ -24,16 +29,32 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-Runs = Mapping[str, Mapping[str, Any]]
+from ravine.train.results import CompareResult, RunResult
+
+Runs = Mapping[str, RunResult]
 
 _WIDTH, _HEIGHT = 8.0, 4.2
+_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+            "#7f7f7f", "#bcbd22", "#17becf"]
+_LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1))]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
 
 
 def colors(names: Sequence[str]) -> dict[str, str]:
     """One stable colour per optimizer, in the order given (tab10 cycle)."""
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-               "#7f7f7f", "#bcbd22", "#17becf"]
-    return {name: palette[i % len(palette)] for i, name in enumerate(names)}
+    return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(names)}
+
+
+def styles(names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Matplotlib keyword arguments per optimizer: colour, line style and marker all differ between runs.
+
+    Example:
+        >>> s = styles(["sgd", "adam"])
+        >>> s["sgd"]["linestyle"] != s["adam"]["linestyle"]
+        True
+    """
+    return {name: {"color": _PALETTE[i % len(_PALETTE)], "linestyle": _LINESTYLES[i % len(_LINESTYLES)],
+                   "marker": _MARKERS[i % len(_MARKERS)]} for i, name in enumerate(names)}
 
 
 def to_png(fig: Figure, dpi: int = 100) -> bytes:
@@ -56,27 +77,18 @@ def to_png(fig: Figure, dpi: int = 100) -> bytes:
 
 def _finite_pairs(xs: Sequence[Any], ys: Sequence[Any], positive: bool = False) -> tuple[list, list]:
     keep = [(x, y) for x, y in zip(xs, ys, strict=False)
-            if y is not None and math.isfinite(y) and (y > 0 or not positive)]
+            if x is not None and y is not None and math.isfinite(x) and math.isfinite(y) and (y > 0 or not positive)]
     return [x for x, _ in keep], [y for _, y in keep]
 
 
-def _ema(values: Sequence[float], smoothing: float = 0.9) -> list[float]:
-    # Debiased exponential moving average, used only when the history has no loss_ema.
-    out, avg = [], 0.0
-    for t, v in enumerate(values, start=1):
-        avg = smoothing * avg + (1 - smoothing) * v
-        out.append(avg / (1 - smoothing ** t))
-    return out
+def _label(name: str, run: RunResult) -> str:
+    status = run.history.status
+    return f"{name} ({status})" if status != "ok" else name
 
 
-def _label(name: str, run: Mapping[str, Any]) -> str:
-    diverged = run.get("history", {}).get("status") == "diverged"
-    return f"{name} (diverged)" if diverged else name
-
-
-def _mark_divergence(ax: Any, xs: list, ys: list, run: Mapping[str, Any], color: str) -> None:
-    if run.get("history", {}).get("status") == "diverged" and xs:
-        ax.plot([xs[-1]], [ys[-1]], marker="x", color=color, markersize=10, mew=2.5)
+def _mark_divergence(ax: Any, xs: list, ys: list, run: RunResult, color: str) -> None:
+    if run.history.status == "diverged" and xs:
+        ax.plot([xs[-1]], [ys[-1]], marker="x", color=color, markersize=10, mew=2.5, linestyle="none")
 
 
 def _frame(title: str, xlabel: str, ylabel: str, ncols: int = 1) -> tuple[Figure, list]:
@@ -90,58 +102,141 @@ def _frame(title: str, xlabel: str, ylabel: str, ncols: int = 1) -> tuple[Figure
     return fig, axes
 
 
-def train_loss(runs: Runs) -> Figure:
-    """Training loss per iteration: raw (faint) and EMA-smoothed (solid), log scale.
+def zoom(ax: Any, values: Sequence[float], bounds: tuple[float, float] | None = None, pad: float = 0.08) -> None:
+    """Fit the y axis to ``values`` (finite ones), padded, clipped to ``bounds`` (e.g. (0, 1) for accuracy).
 
-    A diverged run ends with an ✕ at its last finite loss.
+    An accuracy that lives between 0.93 and 0.98 is drawn on that range, not on 0 … 1.
+
+    Example:
+        >>> fig = Figure(); ax = fig.add_subplot()
+        >>> zoom(ax, [0.93, 0.98], (0.0, 1.0)); [round(float(v), 3) for v in ax.get_ylim()]
+        [0.926, 0.984]
     """
-    fig, (ax,) = _frame("Training loss per iteration (faint: raw minibatch loss; solid: smoothed)",
-                        "iteration", "training loss (log scale)")
-    palette = colors(list(runs))
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return
+    lo, hi = min(finite), max(finite)
+    margin = max((hi - lo) * pad, 1e-3 * max(abs(hi), 1e-12))
+    lo, hi = lo - margin, hi + margin
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    if hi > lo:
+        ax.set_ylim(lo, hi)
+
+
+def _metric_bounds(metric: str) -> tuple[float, float] | None:
+    return (0.0, 1.0) if metric == "accuracy" else None
+
+
+def _trained(xs: Sequence[Any], ys: Sequence[Any]) -> list[float]:
+    """The values after epoch 0 (the untrained model would stretch a zoomed axis); all of them if only one."""
+    vals = [y for x, y in zip(xs, ys, strict=False) if x]
+    return vals or list(ys)
+
+
+def train_loss(runs: Runs) -> Figure:
+    """Training loss by iteration (left) and by gradient evaluations (right), raw (faint) and smoothed, log scale.
+
+    The right panel's x axis is the cumulative number of gradient evaluations in
+    units of the whole training set (``iterations.grad_evals``), so a full-batch
+    step (one whole-set gradient) is not drawn next to a minibatch step as if
+    they cost the same. A diverged run ends with an ✕ at its last finite loss.
+    """
+    fig, (ax_it, ax_ge) = _frame("Training loss (faint: raw minibatch loss; lines: smoothed)",
+                                 "iteration", "training loss (log scale)", ncols=2)
+    ax_ge.set_xlabel("gradient evaluations (whole training sets)")
+    look = styles(list(runs))
     for name, run in runs.items():
-        it = run.get("history", {}).get("iteration", {})
-        steps, loss = it.get("step", []), it.get("loss", [])
-        ema = it.get("loss_ema") or _ema([v if v is not None else math.nan for v in loss])
-        xs, ys = _finite_pairs(steps, loss, positive=True)
-        ax.plot(xs, ys, color=palette[name], alpha=0.18, linewidth=0.8)
-        xs, ys = _finite_pairs(steps, ema, positive=True)
-        ax.plot(xs, ys, color=palette[name], linewidth=1.8, label=_label(name, run))
-        _mark_divergence(ax, xs, ys, run, palette[name])
-    ax.set_yscale("log")
-    ax.legend(loc="best", fontsize=9)
+        it = run.history.iterations
+        st = {k: v for k, v in look[name].items() if k != "marker"}
+        for ax, xs_all in ((ax_it, it.step), (ax_ge, it.grad_evals)):
+            xs, ys = _finite_pairs(xs_all, it.loss, positive=True)
+            ax.plot(xs, ys, color=st["color"], alpha=0.15, linewidth=0.8)
+            xs, ys = _finite_pairs(xs_all, it.loss_ema, positive=True)
+            ax.plot(xs, ys, linewidth=1.8, label=_label(name, run), **st)
+            _mark_divergence(ax, xs, ys, run, st["color"])
+    for ax in (ax_it, ax_ge):
+        ax.set_yscale("log")
+    ax_ge.legend(loc="best", fontsize=8)
     return fig
 
 
 def validation(runs: Runs) -> Figure:
-    """Validation loss (left, log scale) and validation metric (right) per epoch."""
-    first = next(iter(runs.values()), {}).get("history", {})
-    metric = first.get("metric_name", "metric")
+    """Validation loss (left, log scale) and validation metric (right, zoomed to the data) per epoch."""
+    first = next(iter(runs.values()), None)
+    metric = first.history.metric_name if first is not None else "metric"
     fig, (ax_loss, ax_metric) = _frame("Validation curves per epoch (epoch 0: before training)",
                                        "epoch", "validation loss (log scale)", ncols=2)
-    ax_metric.set_ylabel(f"validation {metric}")
-    palette = colors(list(runs))
+    ax_metric.set_ylabel(f"validation {metric} (axis zoomed to the trained epochs)")
+    look = styles(list(runs))
+    shown: list[float] = []
     for name, run in runs.items():
-        ep = run.get("history", {}).get("epoch", {})
-        xs, ys = _finite_pairs(ep.get("epoch", []), ep.get("val_loss", []), positive=True)
-        ax_loss.plot(xs, ys, color=palette[name], marker="o", markersize=3, label=_label(name, run))
-        _mark_divergence(ax_loss, xs, ys, run, palette[name])
-        xs, ys = _finite_pairs(ep.get("epoch", []), ep.get("val_metric", []))
-        ax_metric.plot(xs, ys, color=palette[name], marker="o", markersize=3, label=_label(name, run))
+        ep = run.history.epochs
+        xs, ys = _finite_pairs(ep.epoch, ep.val_loss, positive=True)
+        ax_loss.plot(xs, ys, markersize=3, label=_label(name, run), **look[name])
+        _mark_divergence(ax_loss, xs, ys, run, look[name]["color"])
+        xs, ys = _finite_pairs(ep.epoch, ep.val_metric)
+        ax_metric.plot(xs, ys, markersize=3, label=_label(name, run), **look[name])
+        shown += _trained(xs, ys)
+    zoom(ax_metric, shown, _metric_bounds(metric))
     ax_loss.set_yscale("log")
-    ax_metric.legend(loc="best", fontsize=9)
+    ax_metric.legend(loc="best", fontsize=8)
+    return fig
+
+
+def learning_curves(runs: Runs) -> Figure:
+    """One column per run: training (solid) and validation (dashed) loss on top, metric below.
+
+    Train and validation on the same axes make the generalization gap visible
+    (the course's variance = validation error − training error); the metric
+    axis is zoomed to the trained epochs.
+    """
+    names = list(runs) or ["—"]
+    n = len(names)
+    fig = Figure(figsize=(max(_WIDTH, 2.9 * n), 5.6))
+    first = next(iter(runs.values()), None)
+    metric = first.history.metric_name if first is not None else "metric"
+    look = styles(names)
+    for i, name in enumerate(names):
+        ax_loss = fig.add_subplot(2, n, i + 1)
+        ax_metric = fig.add_subplot(2, n, n + i + 1, sharex=ax_loss)
+        ax_loss.set_title(name if name not in runs else _label(name, runs[name]), fontsize=10)
+        ax_metric.set_xlabel("epoch")
+        if i == 0:
+            ax_loss.set_ylabel("loss (log scale)")
+            ax_metric.set_ylabel(metric)
+        for ax in (ax_loss, ax_metric):
+            ax.grid(True, alpha=0.3)
+        if name not in runs:
+            continue
+        ep, color = runs[name].history.epochs, look[name]["color"]
+        for ys, style, label in ((ep.train_loss, "-", "train"), (ep.val_loss, "--", "validation")):
+            xs, vals = _finite_pairs(ep.epoch, ys, positive=True)
+            ax_loss.plot(xs, vals, color=color, linestyle=style, label=label)
+        shown: list[float] = []
+        for ys, style, label in ((ep.train_metric, "-", "train"), (ep.val_metric, "--", "validation")):
+            xs, vals = _finite_pairs(ep.epoch, ys)
+            ax_metric.plot(xs, vals, color=color, linestyle=style, label=label)
+            shown += _trained(xs, vals)
+        zoom(ax_metric, shown, _metric_bounds(metric))
+        if any(v > 0 for v in ep.train_loss + ep.val_loss if v is not None and math.isfinite(v)):
+            ax_loss.set_yscale("log")
+        if i == 0:
+            ax_loss.legend(loc="best", fontsize=8)
+    fig.suptitle("Training (solid) and validation (dashed) per run: the gap between them is the generalization gap")
     return fig
 
 
 def learning_rate(runs: Runs) -> Figure:
     """The learning rate ε per epoch (the schedule), log scale."""
     fig, (ax,) = _frame("Learning rate ε per epoch", "epoch", "learning rate (log scale)")
-    palette = colors(list(runs))
+    look = styles(list(runs))
     for name, run in runs.items():
-        ep = run.get("history", {}).get("epoch", {})
-        xs, ys = _finite_pairs(ep.get("epoch", []), ep.get("lr", []), positive=True)
-        ax.plot(xs, ys, color=palette[name], marker="o", markersize=3, label=_label(name, run))
+        ep = run.history.epochs
+        xs, ys = _finite_pairs(ep.epoch, ep.lr, positive=True)
+        ax.plot(xs, ys, markersize=3, label=_label(name, run), **look[name])
     ax.set_yscale("log")
-    ax.legend(loc="best", fontsize=9)
+    ax.legend(loc="best", fontsize=8)
     return fig
 
 
@@ -152,21 +247,20 @@ def effective_step(runs: Runs) -> Figure:
     which only falls as the accumulated squared gradients r grow; RMSProp's
     ε / √(δ + r_i) forgets old gradients and rises again as they shrink. Both
     axes are logarithmic so the early decay is visible. Runs are read from
-    ``run["effective_step"] = {"step": [...], "value": [...], "epoch_end_step": [...],
-    "epoch_mean": [...]}``.
+    ``run.extras["effective_step"] = {"step", "value", "epoch_end_step", "epoch_mean"}``.
     """
-    fig, (ax,) = _frame("Effective learning rate: median |Δθᵢ| / |gᵢ| (faint: per iteration; dots: epoch mean)",
+    fig, (ax,) = _frame("Effective learning rate: median |Δθᵢ| / |gᵢ| (faint: per iteration; marks: epoch mean)",
                         "iteration (log scale)", "effective learning rate (log scale)")
-    palette = colors(list(runs))
+    look = styles(list(runs))
     for name, run in runs.items():
-        eff = run.get("effective_step") or {}
+        eff = run.effective_step
         xs, ys = _finite_pairs(eff.get("step", []), eff.get("value", []), positive=True)
-        ax.plot(xs, ys, color=palette[name], alpha=0.35, linewidth=0.8)
+        ax.plot(xs, ys, color=look[name]["color"], alpha=0.35, linewidth=0.8)
         xs, ys = _finite_pairs(eff.get("epoch_end_step", []), eff.get("epoch_mean", []), positive=True)
-        ax.plot(xs, ys, color=palette[name], marker="o", markersize=3, linewidth=1.8, label=_label(name, run))
+        ax.plot(xs, ys, markersize=3, linewidth=1.8, label=_label(name, run), **look[name])
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.legend(loc="best", fontsize=9)
+    ax.legend(loc="best", fontsize=8)
     return fig
 
 
@@ -183,14 +277,15 @@ def time_to_target(runs: Runs, target: float | None = None, metric_name: str = "
     for ax, key, budget_key in ((ax_time, "time_to_target", "wall_time"),
                                 (ax_epochs, "epochs_to_target", "epochs_run")):
         for i, name in enumerate(names):
-            summary = runs[name].get("summary", {})
-            value = summary.get(key)
+            summary = runs[name].summary
+            value = getattr(summary, key)
             reached = value is not None
-            height = value if reached else (summary.get(budget_key) or 0.0)
+            budget = getattr(summary, budget_key)
+            height = value if reached else (budget if budget is not None and math.isfinite(budget) else 0.0)
             ax.bar(i, height, color=palette[name], alpha=1.0 if reached else 0.25,
                    hatch=None if reached else "//", edgecolor=palette[name])
-            diverged = runs[name].get("history", {}).get("status") == "diverged"
-            text = f"{value:.3g}" if reached else ("diverged" if diverged else "not reached")
+            status = runs[name].history.status
+            text = f"{value:.3g}" if reached else (status if status != "ok" else "not reached")
             ax.annotate(text, (i, height), ha="center", va="bottom", fontsize=8,
                         xytext=(0, 2), textcoords="offset points")
         ax.set_xticks(range(len(names)))
@@ -199,15 +294,16 @@ def time_to_target(runs: Runs, target: float | None = None, metric_name: str = "
     return fig
 
 
-def all_figures(results: Mapping[str, Any]) -> dict[str, Figure]:
-    """Every figure of a compare result, by file stem (``train_loss``, ``validation``, ...)."""
-    runs = results.get("runs", {})
+def all_figures(results: CompareResult) -> dict[str, Figure]:
+    """Every figure of a compare result, by file stem (``train_loss``, ``learning_curves``, ...)."""
+    runs = results.runs
     figs = {
         "train_loss": train_loss(runs),
+        "learning_curves": learning_curves(runs),
         "validation": validation(runs),
         "learning_rate": learning_rate(runs),
-        "time_to_target": time_to_target(runs, results.get("target"), results.get("metric_name", "metric")),
+        "time_to_target": time_to_target(runs, results.target, results.metric_name),
     }
-    if any((run.get("effective_step") or {}).get("value") for run in runs.values()):
+    if any(run.effective_step.get("value") for run in runs.values()):
         figs["effective_step"] = effective_step(runs)
     return figs

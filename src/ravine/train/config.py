@@ -50,6 +50,56 @@ from ravine.errors import ConfigError, RavineError, check_int, check_range
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
+#: the ranges ``ravine compare`` and ``ravine train`` both accept (one validator: :func:`check_run_settings`)
+MAX_EPOCHS = 100_000
+MAX_SEED = 2**32 - 1  # scikit-learn's and NumPy's seeds stop here
+MAX_BATCH_SIZE = 2**31 - 1
+
+
+def max_nproc() -> int:
+    """The most data-parallel processes allowed: one per CPU core (each rank is a full process).
+
+    Two are always allowed, so data-parallel runs can be tried (and tested) on a one-core machine.
+    """
+    return max(2, os.cpu_count() or 1)
+
+
+def check_run_settings(*, lr: Any = None, epochs: Any = None, batch_size: Any = None, seed: Any = None,
+                       nproc: Any = None, names: dict[str, str] | None = None) -> None:
+    """Check the settings every run shares, with the same ranges for ``compare`` and ``train``.
+
+    lr: a finite number > 0; epochs: integer in [1, MAX_EPOCHS]; batch_size: integer
+    >= 1, "full" or "auto" (None means full batch); seed: integer in [0, 2^32 - 1];
+    nproc: integer in [1, number of CPU cores]. ``names`` renames fields in the
+    messages (``{"lr": "--lr"}`` on the command line). Raises ``ConfigError``.
+
+    Example:
+        >>> check_run_settings(lr=0.1, epochs=3, batch_size="full", seed=0)
+        >>> check_run_settings(epochs=0)
+        Traceback (most recent call last):
+        ...
+        ravine.errors.ConfigError: Invalid epochs: 0 (allowed: integer in [1, 100000])
+    """
+    name = (names or {}).get
+    if lr is not None:
+        check_range(name("lr", "lr"), lr, 0.0, low_inclusive=False, error=ConfigError)
+    if epochs is not None:
+        check_int(name("epochs", "epochs"), epochs, 1, MAX_EPOCHS, error=ConfigError)
+    if batch_size is not None and batch_size not in ("full", "auto"):
+        if isinstance(batch_size, str):
+            raise ConfigError(f"Invalid {name('batch_size', 'batch_size')}: {batch_size!r} "
+                              "(allowed: integer >= 1, 'full', 'auto')")
+        check_int(name("batch_size", "batch_size"), batch_size, 1, MAX_BATCH_SIZE, error=ConfigError)
+    if seed is not None:
+        check_int(name("seed", "seed"), seed, 0, MAX_SEED, error=ConfigError)
+    if nproc is not None:
+        limit = max_nproc()
+        try:
+            check_int(name("nproc", "nproc"), nproc, 1, limit, error=ConfigError)
+        except ConfigError:
+            raise ConfigError(f"Invalid {name('nproc', 'nproc')}: {nproc!r} (allowed: integer in [1, {limit}], "
+                              f"at most one process per CPU core; this machine has {os.cpu_count()})") from None
+
 
 @dataclass
 class TrainConfig:
@@ -84,9 +134,14 @@ class TrainConfig:
             if "name" not in table:
                 raise ConfigError("Invalid optimizer: the [optimizer] table needs a 'name' key")
             raw["optimizer"] = table.pop("name")
-            if "lr" in table:
-                raw.setdefault("lr", table.pop("lr"))
             raw["hyper"] = {**table, **_table(raw, "hyper")}
+        hyper = _table(raw, "hyper")
+        if "lr" in hyper:  # lr given once under [hyper] (or [optimizer]) is the run's lr; twice is an error
+            if "lr" in raw:
+                raise ConfigError(f"Invalid [hyper] lr: {hyper['lr']!r} (allowed: set lr once; the top-level "
+                                  f"lr = {raw['lr']!r} is set too)")
+            raw["hyper"] = {k: v for k, v in hyper.items() if k != "lr"}
+            raw["lr"] = hyper["lr"]
         if isinstance(raw.get("schedule"), dict):
             raw["schedule"] = [raw["schedule"]]
         cfg = cls(**raw)
@@ -97,27 +152,21 @@ class TrainConfig:
         """Check every field (see :meth:`from_dict`)."""
         _check_str("problem", self.problem)
         _check_str("optimizer", self.optimizer)
-        if self.lr is not None:
-            check_range("lr", self.lr, 0.0, low_inclusive=False, error=ConfigError)
+        check_run_settings(lr=self.lr, epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
+                           nproc=self.nproc)
         for name in ("hyper", "problem_options"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"Invalid {name}: {getattr(self, name)!r} (allowed: a table of key = value)")
         if not isinstance(self.schedule, list) or not all(isinstance(s, dict) for s in self.schedule):
             raise ConfigError(f"Invalid schedule: {self.schedule!r} (allowed: a [schedule] table with a 'name')")
-        if self.epochs is not None:
-            check_int("epochs", self.epochs, 1, error=ConfigError)
-        if self.batch_size not in ("full", "auto"):
-            if isinstance(self.batch_size, str):
-                raise ConfigError(f"Invalid batch_size: {self.batch_size!r} (allowed: integer >= 1, 'full', 'auto')")
-            check_int("batch_size", self.batch_size, 1, error=ConfigError)
-        check_int("seed", self.seed, 0, error=ConfigError)
         _check_str("device", self.device)
         if self.dtype not in DTYPES:
             raise ConfigError(f"Invalid dtype: {self.dtype!r} (allowed: {', '.join(DTYPES)})")
         check_range("ema", self.ema, 0.0, 1.0, high_inclusive=False, error=ConfigError)
         check_int("eval_every", self.eval_every, 0, error=ConfigError)
         check_range("divergence_factor", self.divergence_factor, 1.0, low_inclusive=False, error=ConfigError)
-        check_int("nproc", self.nproc, 1, error=ConfigError)
+        if "lr" in self.hyper:
+            raise ConfigError("Invalid hyper: lr inside hyper (allowed: lr as its own setting)")
         self._check_registries()
 
     def _check_registries(self) -> None:
@@ -155,6 +204,16 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data (stored in checkpoints)."""
         return dataclasses.asdict(self)
+
+    def spec(self, instance: Any = None) -> Any:
+        """The resolved :class:`ravine.train.spec.RunSpec` of this config (builds the problem unless ``instance``)."""
+        from ravine.train.spec import resolve_spec
+
+        batch = None if self.batch_size == "full" else self.batch_size
+        return resolve_spec(self.problem, self.optimizer, lr=self.lr, batch_size=batch, epochs=self.epochs,
+                            hyper=self.hyper, schedule=[dict(s) for s in self.schedule] or None, seed=self.seed,
+                            device=self.device, dtype=self.dtype, ema=self.ema,
+                            problem_options=self.problem_options, instance=instance)
 
     def fit_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`ravine.train.fit` this config stands for."""
@@ -198,8 +257,8 @@ def load_config(path: str | os.PathLike, **overrides: Any) -> TrainConfig:
 
 
 def train_from_config(config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False,
-                      progress: Any = None, raise_on_divergence: bool = True) -> dict[str, Any]:
-    """Run ``config`` (on ``config.nproc`` processes when > 1) and return the history.
+                      progress: Any = None, raise_on_divergence: bool = True) -> Any:
+    """Run ``config`` (on ``config.nproc`` processes when > 1) and return the history (a ``History``).
 
     Files go to ``out_dir`` (written by rank 0 only): ``checkpoint.pt``,
     ``iterations.csv``, ``epochs.csv``, ``evals.csv``, ``metrics.jsonl``,
@@ -237,21 +296,17 @@ def train_from_config(config: TrainConfig, out_dir: str | os.PathLike, *, resume
     return _read_history(out / "history.json")
 
 
-def _read_history(path: Path) -> dict[str, Any]:
+def _read_history(path: Path) -> Any:
     """A history written by rank 0 (JSON's nulls back to NaN, except momentum's "no momentum")."""
     import json
-    import math
 
-    history = json.loads(path.read_text(encoding="utf-8"))
-    for section in ("iteration", "epoch", "eval"):
-        for key, values in history[section].items():
-            if key != "momentum":
-                history[section][key] = [math.nan if v is None else v for v in values]
-    return history
+    from ravine.train.results import History
+
+    return History.from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
 def _run_rank(cfg: dict[str, Any], out_dir: str, resume: bool, progress: Any,
-              raise_on_divergence: bool) -> dict[str, Any]:
+              raise_on_divergence: bool) -> Any:
     from ravine.train.loop import fit
 
     config = TrainConfig(**cfg)

@@ -108,10 +108,48 @@ def launch(nproc: int, fn: Callable[..., Any], *args: Any, device: str = "cpu") 
     if nproc < 1:
         raise RavineError(f"Invalid nproc: {nproc!r} (allowed: integer >= 1)")
     port = free_port()
-    mp.spawn(_worker, args=(nproc, port, device, fn, args), nprocs=nproc, join=True)
+    mp.spawn(_worker, args=(nproc, port, device, fn, args, os.getpid()), nprocs=nproc, join=True)
 
 
-def _worker(rank: int, nproc: int, port: int, device: str, fn: Callable[..., Any], args: tuple) -> None:
+def die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """End this process when ``parent_pid`` dies, even by SIGKILL (no orphaned ranks keep training).
+
+    On Linux the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``,
+    through ctypes; ``torch.multiprocessing`` sets nothing of the kind). Elsewhere, and as a
+    fallback, a daemon thread polls ``os.getppid()`` every ``poll_s`` seconds.
+
+    Example:
+        >>> die_with_parent(os.getppid())  # doctest: +SKIP
+    """
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="ravine-parent-watch", daemon=True).start()
+
+
+def _worker(rank: int, nproc: int, port: int, device: str, fn: Callable[..., Any], args: tuple,
+            parent_pid: int | None = None) -> None:
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(nproc),
                        "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     dev = torch.device(device)
@@ -128,3 +166,81 @@ def _worker(rank: int, nproc: int, port: int, device: str, fn: Callable[..., Any
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+class CPUSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
+    r"""Batch normalization with statistics over the *global* batch of every rank, on any device.
+
+    ``torch.nn.SyncBatchNorm`` refuses CPU tensors (its kernels are CUDA-only), and ravine's
+    data-parallel training runs on the CPU with gloo. This module all-reduces the per-channel
+    sums Σx, Σx² and the count (``torch.distributed.nn.functional.all_reduce``, which has a
+    backward), so training mode normalizes with the global mean μ and biased variance σ²:
+
+    .. math:: y = \gamma\,(x - \mu)/\sqrt{\sigma^2 + \epsilon} + \beta,
+
+    and the running statistics follow the global batch (unbiased variance, as BatchNorm). Without
+    an initialized process group, or in eval mode, it is a plain BatchNorm.
+
+    Example:
+        >>> bn = CPUSyncBatchNorm(3)
+        >>> bn(torch.randn(4, 3)).shape
+        torch.Size([4, 3])
+    """
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        channels, dims = x.shape[1], [0, *range(2, x.dim())]
+        count = x.new_full((1,), x.numel() // channels)
+        stats = all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
+        total, total_sq, n = stats[:channels], stats[channels:2 * channels], stats[-1]
+        mean = total / n
+        var = (total_sq / n - mean * mean).clamp_min(0.0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                self.running_mean.mul_(1 - factor).add_(factor * mean.detach())
+                unbiased = var.detach() * (n / (n - 1)).clamp_min(0.0) if float(n) > 1 else var.detach()
+                self.running_var.mul_(1 - factor).add_(factor * unbiased)
+        shape = [1, channels] + [1] * (x.dim() - 2)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+
+def convert_sync_batchnorm(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Every BatchNorm in ``module`` synchronized across ranks: ``torch.nn.SyncBatchNorm`` on CUDA,
+    :class:`CPUSyncBatchNorm` elsewhere. Parameters and buffers are the same tensors (an optimizer
+    built on the module keeps working); children are replaced in place, the root is returned.
+
+    Example:
+        >>> net = convert_sync_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm1d(2)), torch.device("cpu"))
+        >>> type(net[0]).__name__
+        'CPUSyncBatchNorm'
+    """
+    if device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(module, CPUSyncBatchNorm):
+        sync = CPUSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                                module.track_running_stats)
+        if module.affine:
+            sync.weight, sync.bias = module.weight, module.bias
+        if module.track_running_stats:
+            sync.running_mean, sync.running_var = module.running_mean, module.running_var
+            sync.num_batches_tracked = module.num_batches_tracked
+        sync.train(module.training)
+        return sync
+    for name, child in module.named_children():
+        converted = convert_sync_batchnorm(child, device)
+        if converted is not child:
+            setattr(module, name, converted)
+    return module

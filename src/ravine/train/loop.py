@@ -15,8 +15,8 @@ Example:
     >>> X, y = torch.randn(64, 3, generator=g), torch.randn(64, 1, generator=g)
     >>> inst = make_instance(torch.nn.Linear(3, 1), (X, y, X, y, X, y), torch.nn.functional.mse_loss)
     >>> result = fit(inst, torch.optim.SGD(inst.model.parameters(), lr=0.1), epochs=2, batch_size=16)
-    >>> result.history["status"], len(result.history["iteration"]["loss"])
-    ('ok', 8)
+    >>> result.history.status, len(result.history.iterations.loss), result.spec.batch_size
+    ('ok', 8, 16)
 """
 
 from __future__ import annotations
@@ -34,10 +34,13 @@ import torch
 from torch import nn
 
 from ravine.errors import CheckpointError, ClosureError, ConfigError, DivergenceError, check_int, check_range
-from ravine.problems import ProblemInstance, Splits
+from ravine.data import Splits
+from ravine.problems import ProblemInstance
 from ravine.train import distributed as ddp
 from ravine.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ravine.train.metrics import MetricsWriter
+from ravine.train.results import History, TestResult, TrainingInterrupted
+from ravine.train.spec import RunSpec, resolve_spec
 from ravine.utils import resolve_device
 
 CLOSURE_KINDS = ("none", "loss", "graph", "residual")
@@ -51,25 +54,27 @@ class FitResult:
     """What :func:`fit` returns.
 
     Attributes:
-        history: the training history (format in ``empty_history``).
+        history: the training history (:class:`ravine.train.results.History`).
         model: the trained model (the plain module, never the DDP wrapper).
         optimizer: the optimizer, in its final state.
         final_params: detached copies of the final parameters, by name.
         schedules: the schedules driven during training (possibly empty).
         out_dir: the run folder, when files were written.
+        spec: the resolved settings of the run (:class:`ravine.train.spec.RunSpec`).
     """
 
-    history: dict[str, Any]
+    history: History
     model: nn.Module
     optimizer: torch.optim.Optimizer
     final_params: dict[str, torch.Tensor]
     schedules: list[Any] = field(default_factory=list)
     out_dir: Path | None = None
+    spec: RunSpec | None = None
 
     @property
     def status(self) -> str:
-        """``"ok"`` or ``"diverged"``."""
-        return self.history["status"]
+        """``"ok"``, ``"diverged"`` or ``"interrupted"``."""
+        return self.history.status
 
 
 @dataclass
@@ -78,7 +83,7 @@ class TrainState:
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    history: dict[str, Any]
+    history: History
     epoch: int
     iteration: int
     loss: float = math.nan
@@ -108,24 +113,14 @@ class Callback:
 ProgressFn = Callable[[int, int, dict[str, Any]], None]
 
 
-def empty_history(metric_name: str, higher_is_better: bool) -> dict[str, Any]:
-    """A history dict with no rows yet (the format ``ravine compare`` and the report read).
+def empty_history(metric_name: str, higher_is_better: bool) -> History:
+    """A :class:`ravine.train.results.History` with no rows yet (kept for older callers).
 
-    ``iteration`` rows: step (1-based count), epoch (fractional, at the end of
-    the step), loss (the minibatch loss before the step), loss_ema, lr, momentum
-    (``momentum`` of the param group, else ``betas[0]``, else None). ``epoch``
-    rows: epoch 0 is the evaluation before training; train_* are measured in
-    eval mode on the whole training split; lr is the rate used during the epoch.
-    ``eval`` rows are the extra validations of ``eval_every``.
+    Example:
+        >>> empty_history("accuracy", True).status
+        'ok'
     """
-    return {
-        "iteration": {"step": [], "epoch": [], "loss": [], "loss_ema": [], "lr": [], "momentum": []},
-        "epoch": {"epoch": [], "iteration": [], "time": [], "train_loss": [], "train_metric": [],
-                  "val_loss": [], "val_metric": [], "lr": []},
-        "eval": {"step": [], "epoch": [], "val_loss": [], "val_metric": []},
-        "test": None, "status": "ok", "message": "", "wall_time": 0.0,
-        "metric_name": metric_name, "higher_is_better": higher_is_better,
-    }
+    return History(metric_name, higher_is_better)
 
 
 def make_instance(model: nn.Module, data: Splits | Sequence[torch.Tensor],
@@ -167,11 +162,11 @@ def fit(problem: ProblemInstance | str | tuple | dict,
         epochs: int | None = None, batch_size: int | None | str = "auto", lr: float | None = None,
         hyper: dict[str, Any] | None = None, schedule: str | dict[str, Any] | Sequence[dict[str, Any]] | None = None,
         seed: int = 0, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
-        ema: float = 0.9, eval_every: int | None = None, out_dir: str | Path | None = None,
+        ema: float | None = None, eval_every: int | None = None, out_dir: str | Path | None = None,
         resume: bool = False, callbacks: Sequence[Callback] = (), progress: ProgressFn | None = None,
         divergence_factor: float = 1e6, raise_on_divergence: bool = False, closure: str | None = None,
         problem_options: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
-        tensorboard: bool = True) -> FitResult:
+        tensorboard: bool = True, spec: RunSpec | None = None, growth_factor: float = 100.0) -> FitResult:
     """Train ``problem`` with ``optimizer`` and record the history.
 
     Per iteration: the minibatch loss ℓ_t (before the step), its EMA
@@ -180,7 +175,14 @@ def fit(problem: ProblemInstance | str | tuple | dict,
     end: test loss and metric (the test split is touched only there). Training
     stops at once when ℓ_t is NaN / inf or ℓ_t > ``divergence_factor``·ℓ_1: the
     history gets status ``"diverged"`` and a message with the step and value,
-    and the last good checkpoint is kept.
+    and the last good checkpoint is kept. A run whose whole-split training loss
+    after an epoch is more than ``growth_factor`` times the untrained model's
+    (orders of magnitude worse) is stopped as diverging too. Ctrl-C marks the
+    history ``"interrupted"``, keeps the last checkpoint and raises
+    :class:`ravine.train.results.TrainingInterrupted` (a ``KeyboardInterrupt``).
+
+    The settings are resolved once by :func:`ravine.train.spec.resolve_spec`
+    (default lr, batch size, epochs, every hyperparameter); ``result.spec`` holds them.
 
     Args:
         problem: a ``ProblemInstance``, a problem name (``ravine.problems.names()``),
@@ -201,7 +203,7 @@ def fit(problem: ProblemInstance | str | tuple | dict,
             after each optimizer step.
         seed: drives the shuffle, dropout, and the build of a named problem.
         device: where to train (default: where the model is; "auto" for a name).
-        ema: smoothing s of ``loss_ema`` in [0, 1).
+        ema: smoothing s of ``loss_ema`` in [0, 1) (default 0.9; 0 for full batch).
         eval_every: also validate every this many iterations.
         out_dir: when set, write checkpoints and metric files there.
         resume: continue from ``out_dir``'s checkpoint (bit-identical to an
@@ -216,19 +218,29 @@ def fit(problem: ProblemInstance | str | tuple | dict,
         problem_options: options for building a named problem.
         config: extra settings stored in the checkpoint (e.g. the config file).
         tensorboard: also write TensorBoard scalars when available.
+        spec: a resolved :class:`ravine.train.spec.RunSpec`; when given it replaces
+            optimizer (a name), epochs, batch_size, lr, hyper, schedule, seed, device,
+            dtype, ema and problem_options.
+        growth_factor: the whole-split loss growth over epoch 0 that counts as diverging.
 
     Example:
         >>> result = fit("digits-mlp", "adam", epochs=2, seed=0)  # doctest: +SKIP
-        >>> result.history["epoch"]["val_metric"]  # doctest: +SKIP
+        >>> result.history.epochs.val_metric  # doctest: +SKIP
     """
+    if spec is not None:
+        optimizer, epochs, batch_size, lr, hyper = spec.optimizer, spec.epochs, spec.batch_size, spec.lr, spec.hyper
+        schedule, seed, device, ema = spec.schedule or None, spec.seed, spec.device, spec.ema
+        dtype = getattr(torch, spec.dtype)
+        problem_options = {} if not isinstance(problem, str) else spec.problem_options
     trainer = _Trainer(problem, optimizer, epochs=epochs, batch_size=batch_size, lr=lr, hyper=hyper or {},
                        schedule=schedule, seed=seed, device=device, dtype=dtype, ema=ema, eval_every=eval_every,
                        out_dir=out_dir, callbacks=callbacks, progress=progress,
                        divergence_factor=divergence_factor, closure=closure,
-                       problem_options=problem_options or {}, config=config or {}, tensorboard=tensorboard)
+                       problem_options=problem_options or {}, config=config or {}, tensorboard=tensorboard,
+                       growth_factor=growth_factor)
     result = trainer.run(resume)
-    if raise_on_divergence and result.history["status"] == "diverged":
-        raise DivergenceError(result.history["message"])
+    if raise_on_divergence and result.history.status == "diverged":
+        raise DivergenceError(result.history.message)
     return result
 
 
@@ -261,21 +273,18 @@ def _to_device(inst: ProblemInstance, device: torch.device) -> Splits:
 
 
 def _make_optimizer(optimizer: Any, model: nn.Module, lr: float | None, hyper: dict[str, Any],
-                    recipe: Any, closure: str | None, problem_options: dict[str, Any] | None = None,
-                    ) -> tuple[torch.optim.Optimizer, str, str, float]:
-    """Create the optimizer; returns (optimizer, name, closure kind, lr)."""
+                    closure: str | None) -> tuple[torch.optim.Optimizer, str, str, float]:
+    """Create the optimizer; returns (optimizer, name, closure kind, lr).
+
+    For a name, ``lr`` and ``hyper`` are the resolved ones (:func:`ravine.train.spec.resolve_spec`).
+    """
     if closure is not None and closure not in CLOSURE_KINDS:
         raise ConfigError(f"Invalid closure: {closure!r} (allowed: {', '.join(CLOSURE_KINDS)})")
     if isinstance(optimizer, str):
         from ravine import optim
 
         entry = optim.info(optimizer)
-        if lr is None:
-            lr = recipe.default_lr(entry.name, **(problem_options or {})) if recipe is not None else entry.train_lr
-        if lr is None:
-            lr = entry.defaults.get("lr")
-        kwargs = {**hyper, **({"lr": lr} if lr is not None else {})}
-        opt = optim.create(entry.name, model.parameters(), **kwargs)
+        opt = optim.create(entry.name, model.parameters(), **{**hyper, "lr": lr})
         return opt, entry.name, closure or entry.closure, float(opt.param_groups[0]["lr"])
     if hyper:
         raise ConfigError(f"Invalid hyper: {sorted(hyper)} (allowed: only with an optimizer given by name; "
@@ -373,14 +382,14 @@ class _Trainer:
     """The state of one :func:`fit` call (split up so each method fits on a screen)."""
 
     def __init__(self, problem: Any, optimizer: Any, *, epochs: int | None, batch_size: Any, lr: float | None,
-                 hyper: dict[str, Any], schedule: Any, seed: int, device: Any, dtype: Any, ema: float,
+                 hyper: dict[str, Any], schedule: Any, seed: int, device: Any, dtype: Any, ema: float | None,
                  eval_every: int | None, out_dir: Any, callbacks: Sequence[Callback], progress: ProgressFn | None,
                  divergence_factor: float, closure: str | None, problem_options: dict[str, Any],
-                 config: dict[str, Any], tensorboard: bool) -> None:
+                 config: dict[str, Any], tensorboard: bool, growth_factor: float = 100.0) -> None:
         self.seed = check_int("seed", seed, 0, error=ConfigError)
-        self.ema = check_range("ema", ema, 0.0, 1.0, high_inclusive=False, error=ConfigError)
         self.eval_every = None if not eval_every else check_int("eval_every", eval_every, 1, error=ConfigError)
         self.divergence_factor = check_range("divergence_factor", divergence_factor, 1.0, error=ConfigError)
+        self.growth_factor = check_range("growth_factor", growth_factor, 1.0, error=ConfigError)
         self.inst, recipe = _resolve_problem(problem, self.seed, device, dtype, problem_options)
         model = self.inst.model
         if device is None:
@@ -391,16 +400,23 @@ class _Trainer:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.data = _to_device(self.inst, self.device)
         self.model = model
-        if epochs is None:
-            epochs = recipe.epochs if recipe is not None else 10
-        self.epochs = check_int("epochs", epochs, 0, error=ConfigError)
-        self.batch_size = self._batch_size(batch_size, recipe, optimizer)
+        self.spec = self._resolve(recipe, optimizer, epochs, batch_size, lr, hyper, schedule, dtype, ema,
+                                  problem_options)
+        self.epochs, self.ema = self.spec.epochs, self.spec.ema
+        # None: one full batch per epoch, in order (no shuffle); the spec keeps the number.
+        self.batch_size = None if self.spec.full_batch else self.spec.batch_size
         self.optimizer, self.opt_name, self.closure_kind, self.lr = _make_optimizer(
-            optimizer, model, lr, hyper, recipe, closure, problem_options)
+            optimizer, model, self.spec.lr if isinstance(optimizer, str) else lr,
+            self.spec.hyper if isinstance(optimizer, str) else hyper, closure)
+        self.spec.closure = self.closure_kind
+        if not isinstance(optimizer, str):  # an optimizer object: record what it holds
+            group = self.optimizer.param_groups[0]
+            self.spec.optimizer, self.spec.lr, self.spec.lr_source = self.opt_name, self.lr, "given"
+            self.spec.hyper = _plain({k: v for k, v in group.items() if k not in ("params", "lr")})
         if self.closure_kind == "residual" and self.inst.residual_fn is None:
             raise ClosureError(f"optimizer {self.opt_name!r} needs residuals, but this problem has no residual_fn "
                                "(allowed: problems with a sum-of-squares loss, e.g. loss 'mse')")
-        self.schedules = _make_schedules(schedule, self.optimizer)
+        self.schedules = _make_schedules(self.spec.schedule or None, self.optimizer)
         self.rank, self.world = ddp.world()
         self.out_dir = Path(out_dir) if out_dir is not None and self.rank == 0 else None
         self.ckpt_path = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
@@ -409,23 +425,30 @@ class _Trainer:
                                   "batch_size": self.batch_size, "seed": self.seed, "closure": self.closure_kind,
                                   "ema": self.ema, "epochs": self.epochs, "eval_every": self.eval_every,
                                   "divergence_factor": self.divergence_factor, "world_size": self.world,
-                                  "user": config})
-        self.history = empty_history(self.inst.metric_name, self.inst.higher_is_better)
+                                  "user": config, "spec": self.spec.to_json()})
+        self.history = History(self.inst.metric_name, self.inst.higher_is_better)
 
-    def _batch_size(self, batch_size: Any, recipe: Any, optimizer: Any) -> int | None:
+    def _resolve(self, recipe: Any, optimizer: Any, epochs: Any, batch_size: Any, lr: Any, hyper: dict[str, Any],
+                 schedule: Any, dtype: Any, ema: Any, problem_options: dict[str, Any]) -> RunSpec:
+        """The run's :class:`RunSpec`: by :func:`resolve_spec` for a named optimizer, else from the object."""
+        dtype_name = str(dtype or torch.float32).removeprefix("torch.")
+        if isinstance(optimizer, str):
+            target = recipe.name if recipe is not None else self.inst
+            return resolve_spec(target, optimizer, lr=lr, batch_size=batch_size, epochs=epochs, hyper=hyper,
+                                schedule=schedule, seed=self.seed, device=self.device, dtype=dtype_name, ema=ema,
+                                problem_options=problem_options, instance=self.inst)
+        from ravine.train.spec import resolve_batch_size, resolve_schedule
+
         n = len(self.data.X_train)
-        if batch_size == "auto" and isinstance(optimizer, str):
-            from ravine import optim
-
-            if optim.info(optimizer).full_batch:  # Newton, BFGS, LM ... are full-batch methods
-                return None
-        if batch_size == "auto":
-            batch_size = recipe.batch_size if recipe is not None else min(64, n)
-        if batch_size is None or batch_size == "full":
-            return None
-        if n == 0:
-            raise ConfigError("Invalid data: the training split is empty")
-        return check_int("batch_size", batch_size, 1, n, error=ConfigError)
+        size, full = resolve_batch_size(batch_size, n, default=recipe.batch_size if recipe is not None else 64)
+        epochs = check_int("epochs", recipe.epochs if epochs is None and recipe is not None else
+                           (10 if epochs is None else epochs), 1, error=ConfigError)
+        ema = (0.0 if full else 0.9) if ema is None else check_range("ema", ema, 0.0, 1.0, high_inclusive=False,
+                                                                      error=ConfigError)
+        return RunSpec(problem=recipe.name if recipe is not None else "", optimizer="", lr=math.nan,
+                       batch_size=size, n_train=n, epochs=epochs, full_batch=full,
+                       schedule=resolve_schedule(schedule), seed=self.seed, device=str(self.device),
+                       dtype=dtype_name, ema=ema, problem_options=problem_options)
 
     # --- the run -------------------------------------------------------------------------------
 
@@ -439,6 +462,7 @@ class _Trainer:
                 torch.cuda.default_generators[cuda[0]].manual_seed(self.seed + self.rank)
             self.shuffle_gen = torch.Generator().manual_seed(self.seed)
             self.epoch, self.iteration, self.ema_value, self.start_loss, time_offset = 0, 0, None, None, 0.0
+            self.grad_evals, self.calls = 0.0, [0]
             if resume:
                 time_offset = self._restore()
             self.train_model = self._wrap_ddp()
@@ -447,16 +471,28 @@ class _Trainer:
             self.start_time = time.perf_counter() - time_offset
             try:
                 self._loop()
+            except KeyboardInterrupt:
+                self._interrupted()
+                raise TrainingInterrupted(self.history, self.out_dir) from None
             finally:
                 if self.writer is not None:
                     self.writer.close()
         params = {name: p.detach().clone() for name, p in self.model.named_parameters()}
         return FitResult(self.history, self.model, self.optimizer, params,
-                         [s for s, _ in self.schedules], self.out_dir)
+                         [s for s, _ in self.schedules], self.out_dir, self.spec)
+
+    def _interrupted(self) -> None:
+        """Ctrl-C: the history says so; the checkpoint of the last finished epoch stays as it was."""
+        hist = self.history
+        hist.status = "interrupted"
+        kept = hist.epochs.epoch[-1] if hist.epochs.epoch else 0
+        hist.message = (f"interrupted (Ctrl-C) in epoch {self.epoch + 1}, iteration {self.iteration}; "
+                        f"the checkpoint of epoch {kept} is kept")
+        hist.wall_time = time.perf_counter() - self.start_time
 
     def _loop(self) -> None:
         state = TrainState(self.model, self.optimizer, self.history, self.epoch, self.iteration)
-        if not self.history["epoch"]["epoch"]:
+        if not self.history.epochs.epoch:
             self._record_epoch(0, float(self.optimizer.param_groups[0]["lr"]))
             self._save(0)
         for cb in self.callbacks:
@@ -472,18 +508,18 @@ class _Trainer:
 
     def _finish(self) -> None:
         hist = self.history
-        if hist["status"] == "ok":
+        if hist.status == "ok":
             with _course_params(self.optimizer):
                 loss, metric, _ = _evaluate(self.model, self.data.X_test, self.data.y_test, self.inst)
-            hist["test"] = {"loss": loss, "metric": metric}
-        hist["wall_time"] = time.perf_counter() - self.start_time
+            hist.test = TestResult(loss, metric)
+        hist.wall_time = time.perf_counter() - self.start_time
         if self.writer is not None:
             self.writer.sync(hist)
-            if hist["test"] is not None:
-                self.writer.write_test(hist["test"])
+            if hist.test is not None:
+                self.writer.write_test(hist.test.to_json())
             from ravine.utils import write_json
 
-            write_json(self.out_dir / "history.json", hist)
+            write_json(self.out_dir / "history.json", hist.to_json())
         state = TrainState(self.model, self.optimizer, hist, self.epoch, self.iteration)
         for cb in self.callbacks:
             cb.on_fit_end(state)
@@ -494,10 +530,10 @@ class _Trainer:
             return
         n = len(self.data.X_train)
         per_epoch = 1 if self.batch_size is None else math.ceil(n / self.batch_size)
-        ep = self.history["epoch"]
-        info = {"epoch": self.epoch, "epochs": self.epochs, "status": self.history["status"],
-                "loss": self.history["iteration"]["loss_ema"][-1] if self.iteration else math.nan,
-                "val_metric": ep["val_metric"][-1] if ep["val_metric"] else math.nan}
+        ep, it = self.history.epochs, self.history.iterations
+        info = {"epoch": self.epoch, "epochs": self.epochs, "status": self.history.status,
+                "loss": it.loss_ema[-1] if self.iteration and it.loss_ema else math.nan,
+                "val_metric": ep.val_metric[-1] if ep.val_metric else math.nan}
         self.progress(self.iteration, self.epochs * per_epoch, info)
 
     def _batches(self) -> Any:
@@ -523,17 +559,19 @@ class _Trainer:
         """One pass over the training split; False when training diverged."""
         n = len(self.data.X_train)
         batches = math.ceil(n / (self.batch_size or n))
-        rec = self.history["iteration"]
-        steps, epochs, losses, emas, lrs, moms = (rec[k] for k in ("step", "epoch", "loss", "loss_ema", "lr",
-                                                                  "momentum"))
+        rec = self.history.iterations
+        steps, epochs, losses, emas, lrs, moms = rec.step, rec.epoch, rec.loss, rec.loss_ema, rec.lr, rec.momentum
+        evals, times = rec.grad_evals, rec.time
         per_iter = [s for s, entry in self.schedules if entry.per == "iteration"]
         iter_callbacks = [cb for cb in self.callbacks if type(cb).on_iteration_end is not Callback.on_iteration_end]
-        group, smooth, step_fn = self.optimizer.param_groups[0], self.ema, self.step_fn
-        iteration, ema = self.iteration, self.ema_value
+        group, smooth, step_fn, calls = self.optimizer.param_groups[0], self.ema, self.step_fn, self.calls
+        iteration, ema, grad_evals = self.iteration, self.ema_value, self.grad_evals
         for b, (xb, yb, n_batch) in enumerate(self._batches()):
             lr, momentum = float(group["lr"]), _momentum(group)
+            calls[0] = 0
             value = float(step_fn(xb, yb, n_batch))  # the one host sync per step (divergence needs it)
             iteration += 1
+            grad_evals += max(calls[0], 1) * n_batch / n
             if self.start_loss is None:
                 self.start_loss = ema = value
             ema = smooth * ema + (1.0 - smooth) * value
@@ -543,16 +581,18 @@ class _Trainer:
             emas.append(ema)
             lrs.append(lr)
             moms.append(momentum)
+            evals.append(grad_evals)
+            times.append(time.perf_counter() - self.start_time)
             for sched in per_iter:
                 sched.step()
             if self._blown_up(value):
-                self.iteration, self.ema_value = iteration, ema
+                self.iteration, self.ema_value, self.grad_evals = iteration, ema, grad_evals
                 self._diverged(epoch, value)
                 return False
             if (self.eval_every and iteration % self.eval_every == 0) or iter_callbacks:
-                self.iteration, self.ema_value = iteration, ema
+                self.iteration, self.ema_value, self.grad_evals = iteration, ema, grad_evals
                 self._iteration_hooks(epoch, epochs[-1], value, iter_callbacks)
-        self.iteration, self.ema_value = iteration, ema
+        self.iteration, self.ema_value, self.grad_evals = iteration, ema, grad_evals
         return True
 
     def _iteration_hooks(self, epoch: int, epoch_float: float, value: float, callbacks: list[Callback]) -> None:
@@ -563,17 +603,16 @@ class _Trainer:
             for cb in callbacks:
                 cb.on_iteration_end(state)
 
-    def _diverged(self, epoch: int, value: float, what: str = "loss") -> None:
-        self.history["status"] = "diverged"
-        self.history["message"] = f"diverged at epoch {epoch}, iteration {self.iteration}: {what} = {value:.6g}"
+    def _diverged(self, epoch: int, value: float, what: str = "loss", why: str = "") -> None:
+        self.history.status = "diverged"
+        self.history.message = (f"diverged at epoch {epoch}, iteration {self.iteration}: {what} = {value:.6g}"
+                                + (f" ({why})" if why else ""))
         self.epoch = epoch
 
     def _record_eval(self, epoch: float) -> None:
         with _course_params(self.optimizer):
             loss, metric, _ = _evaluate(self.model, self.data.X_val, self.data.y_val, self.inst)
-        ev = self.history["eval"]
-        for key, value in (("step", self.iteration), ("epoch", epoch), ("val_loss", loss), ("val_metric", metric)):
-            ev[key].append(value)
+        self.history.evals.append(step=self.iteration, epoch=epoch, val_loss=loss, val_metric=metric)
 
     def _record_epoch(self, epoch: int, lr_used: float) -> float:
         """Evaluate on train and validation, append the epoch row; returns the validation error."""
@@ -582,24 +621,33 @@ class _Trainer:
             train_loss, train_metric, _ = _evaluate(self.model, self.data.X_train, self.data.y_train, self.inst)
             val_loss, val_metric, val_error = _evaluate(self.model, self.data.X_val, self.data.y_val, self.inst,
                                                         want_error=needs_error)
-        row = {"epoch": epoch, "iteration": self.iteration, "time": time.perf_counter() - self.start_time,
-               "train_loss": train_loss, "train_metric": train_metric, "val_loss": val_loss,
-               "val_metric": val_metric, "lr": lr_used}
-        for key, value in row.items():
-            self.history["epoch"][key].append(value)
+        self.history.epochs.append(epoch=epoch, iteration=self.iteration, time=time.perf_counter() - self.start_time,
+                                   train_loss=train_loss, train_metric=train_metric, val_loss=val_loss,
+                                   val_metric=val_metric, lr=lr_used, grad_evals=self.grad_evals)
         return val_error
 
     def _blown_up(self, value: float) -> bool:
         start = self.start_loss
         return not math.isfinite(value) or (start is not None and start > 0 and value > self.divergence_factor * start)
 
+    def _grew(self, train_loss: float) -> bool:
+        """The whole-split training loss is orders of magnitude above the untrained model's."""
+        first = self.history.epochs.train_loss[0]
+        return math.isfinite(first) and first > 0 and train_loss > self.growth_factor * first
+
     def _end_epoch(self, epoch: int, lr_used: float) -> bool:
         """Evaluate, step the schedules, checkpoint; True when training must stop."""
         self.epoch = epoch
         val_error = self._record_epoch(epoch, lr_used)
-        train_loss = self.history["epoch"]["train_loss"][-1]
+        train_loss = self.history.epochs.train_loss[-1]
         if self._blown_up(train_loss):  # the epoch's last step broke the weights: never checkpoint them
             self._diverged(epoch, train_loss, "train loss after the epoch")
+            return True
+        if self._grew(train_loss):
+            first = self.history.epochs.train_loss[0]
+            self._diverged(epoch, train_loss, "train loss after the epoch",
+                           f"{train_loss / first:.3g} times the untrained model's {first:.4g}; "
+                           "lower the learning rate")
             return True
         for sched, entry in self.schedules:
             if entry.per == "epoch":
@@ -609,7 +657,15 @@ class _Trainer:
             cb.on_epoch_end(state)
         self._save(epoch)
         self._report_progress()
-        return state.stop
+        return state.stop or self._stalled(epoch)
+
+    def _stalled(self, epoch: int) -> bool:
+        """A second-order solver that reports ``state["stalled"]`` cannot lower the loss: stop, and say so."""
+        if not any(isinstance(s, dict) and s.get("stalled") for s in self.optimizer.state.values()):
+            return False
+        self.history.message = (f"stopped at epoch {epoch}: {self.opt_name} cannot decrease the training loss "
+                                "any further (its steps all raised it); try another optimizer or lr")
+        return True
 
     # --- checkpoints ---------------------------------------------------------------------------
 
@@ -622,7 +678,7 @@ class _Trainer:
             return
         state = {"epoch": epoch, "iteration": self.iteration, "model": self.model.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "schedule": [s.state_dict() for s, _ in self.schedules],
-                 "rng": rngs[0], "rng_ranks": rngs, "history": self.history, "config": self.run_config,
+                 "rng": rngs[0], "rng_ranks": rngs, "history": self.history.to_json(), "config": self.run_config,
                  "ema_value": self.ema_value, "start_loss": self.start_loss}
         save_checkpoint(self.ckpt_path, state)
         if self.writer is not None:
@@ -642,15 +698,18 @@ class _Trainer:
                 sched.load_state_dict(sd)
             rngs = ckpt["rng_ranks"]
             rng = rngs[self.rank] if len(rngs) == self.world else ckpt["rng"]
-            self.history, self.epoch, self.iteration = ckpt["history"], int(ckpt["epoch"]), int(ckpt["iteration"])
+            self.history = History.from_json(ckpt["history"])
+            self.epoch, self.iteration = int(ckpt["epoch"]), int(ckpt["iteration"])
             self.ema_value, self.start_loss = ckpt["ema_value"], ckpt["start_loss"]
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"checkpoint {path} does not fit this model / optimizer ({detail})") from None
         set_rng_state(rng, self.shuffle_gen, self.device)
         if self.epoch > self.epochs:
             raise CheckpointError(f"checkpoint {path} is at epoch {self.epoch}, past epochs={self.epochs}")
-        times = self.history["epoch"]["time"]
+        last = self.history.epochs.grad_evals[-1] if self.history.epochs.grad_evals else 0.0
+        self.grad_evals = last if math.isfinite(last) else 0.0
+        times = self.history.epochs.time
         return float(times[-1]) if times else 0.0
 
     def _check_compatible(self, saved: Any, path: Path) -> None:
@@ -672,13 +731,15 @@ class _Trainer:
                               "processes (allowed with nproc > 1: optimizers with closure 'none' or 'loss')")
         from torch.nn.parallel import DistributedDataParallel
 
+        # each rank would otherwise normalize with its own shard's statistics (the course's advice)
+        self.model = ddp.convert_sync_batchnorm(self.model, self.device)
         ids = [self.device.index or 0] if self.device.type == "cuda" else None
         return DistributedDataParallel(self.model, device_ids=ids)
 
     def _make_step(self) -> Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]:
         """``step(xb, yb, n_batch) -> loss before the step`` (the global batch mean under DDP)."""
         model, opt, loss_fn, world = self.train_model, self.optimizer, self.inst.loss_fn, self.world
-        kind, name = self.closure_kind, self.opt_name
+        kind, name, calls = self.closure_kind, self.opt_name, self.calls
 
         def local_loss(xb: torch.Tensor, yb: torch.Tensor, n_batch: int) -> tuple[torch.Tensor, torch.Tensor]:
             """(loss to backprop, loss to record): DDP rescales so the averaged gradient is the batch mean's."""
@@ -717,6 +778,7 @@ class _Trainer:
                     # Line searches evaluate trial points under no_grad: then only the value is wanted.
                     grad = torch.is_grad_enabled()
                     if grad:
+                        calls[0] += 1  # a gradient evaluation (trial values under no_grad are not)
                         opt.zero_grad(set_to_none=True)
                     loss, value = local_loss(xb, yb, n_batch)
                     if grad:
@@ -724,9 +786,11 @@ class _Trainer:
                     # Detached: the backward is done; under DDP every rank's line search must see the same loss.
                     out = value
                 elif kind == "graph":
+                    calls[0] += 1
                     out = loss_fn(model(xb), yb)
                     value = out.detach()
                 else:  # residual: loss = ½‖r‖²
+                    calls[0] += 1
                     out = self.inst.residual_fn(model(xb), yb)
                     value = 0.5 * out.detach().square().sum()
                 if not first:

@@ -2,14 +2,14 @@
 
 Files written under the run folder:
 
-- ``iterations.csv``: ``step, epoch, loss, loss_ema, lr, momentum`` (one row per iteration);
-- ``epochs.csv``: ``epoch, iteration, time, train_loss, train_metric, val_loss, val_metric, lr``
+- ``iterations.csv``: ``step, epoch, loss, loss_ema, lr, momentum, grad_evals, time`` (one row per iteration);
+- ``epochs.csv``: ``epoch, iteration, time, train_loss, train_metric, val_loss, val_metric, lr, grad_evals``
   (epoch 0 is the evaluation before training);
 - ``evals.csv``: ``step, epoch, val_loss, val_metric`` (the ``eval_every`` evaluations);
 - ``metrics.jsonl``: every row above as ``{"kind": "iteration" | "epoch" | "eval" | "test", ...}``;
 - ``tensorboard/``: the same scalars, when the ``tensorboard`` package is installed.
 
-The writer appends rows from the history dict at the end of each epoch (no
+The writer appends rows from the history (:class:`ravine.train.results.History`) at the end of each epoch (no
 per-iteration file I/O). On resume it first rewrites every file from the
 checkpoint's history, so rows written after the last checkpoint vanish.
 
@@ -31,8 +31,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-ITERATION_COLUMNS = ("step", "epoch", "loss", "loss_ema", "lr", "momentum")
-EPOCH_COLUMNS = ("epoch", "iteration", "time", "train_loss", "train_metric", "val_loss", "val_metric", "lr")
+ITERATION_COLUMNS = ("step", "epoch", "loss", "loss_ema", "lr", "momentum", "grad_evals", "time")
+EPOCH_COLUMNS = ("epoch", "iteration", "time", "train_loss", "train_metric", "val_loss", "val_metric", "lr",
+                 "grad_evals")
 EVAL_COLUMNS = ("step", "epoch", "val_loss", "val_metric")
 _SECTIONS = (("iteration", "iterations.csv", ITERATION_COLUMNS),
              ("epoch", "epochs.csv", EPOCH_COLUMNS),
@@ -75,7 +76,7 @@ class MetricsWriter:
         self._files["jsonl"] = open(self.folder / "metrics.jsonl", "w")  # noqa: SIM115
         self._opened = True
 
-    def sync(self, history: dict[str, Any]) -> None:
+    def sync(self, history: Any) -> None:
         """Write every row of ``history`` not yet written, then flush."""
         if not self._opened:
             self._open()

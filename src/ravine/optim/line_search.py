@@ -1,4 +1,4 @@
-"""Line searches for the second-order optimizers, and the flat-vector plumbing they share.
+"""Line searches for the second-order optimizers (and the small helpers the methods share).
 
 Two searches along a descent direction d from θ (φ(t) = f(θ + t d), φ'(0) = gᵀd < 0):
 
@@ -17,13 +17,13 @@ long" and shrink, so an overshoot into an overflow region is not a divergence.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ravine.errors import ClosureError, DivergenceError, HyperparameterError
+from ravine.errors import ClosureError, DivergenceError
 from ravine.optim.result import STATUS_FTOL, STATUS_GTOL, STATUS_XTOL
 
 
@@ -185,65 +185,7 @@ def _zoom(phi, f0, gtd0, lo, hi, c1, c2, evals_left, nfev, best, t_min_width) ->
 
 
 # ---------------------------------------------------------------------------------------------
-# Flat-parameter plumbing shared by newton.py and quasi_newton.py.
-
-
-class FlatClosureOptimizer(torch.optim.Optimizer):
-    """Base for the full-batch methods that treat all parameters as one vector θ.
-
-    One parameter group only (like ``torch.optim.LBFGS``); the method's state lives under the
-    first parameter so ``load_state_dict`` casts it to the parameters' device and dtype.
-    Counters in that state: ``n_iter``, ``func_evals``, ``grad_evals``, ``hess_evals``;
-    ``status`` / ``message`` describe why the last ``step`` stopped.
-    """
-
-    method_name = "flat"
-
-    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
-        super().__init__(params, defaults)
-        if len(self.param_groups) != 1:
-            raise HyperparameterError(
-                f"Invalid params: {self.method_name} takes one parameter group (got {len(self.param_groups)}); "
-                "pass a flat list of parameters")
-        # Frozen parameters (requires_grad=False) are constants of the loss, not unknowns.
-        self._params: list[torch.Tensor] = [p for p in self.param_groups[0]["params"] if p.requires_grad]
-        if not self._params:
-            raise HyperparameterError(f"Invalid params: {self.method_name} got no parameter that requires grad")
-        self._numel = sum(p.numel() for p in self._params)
-
-    @property
-    def flat_state(self) -> dict[str, Any]:
-        """The method's state (counters, history), kept under the first parameter."""
-        state = self.state[self._params[0]]
-        for key in ("n_iter", "func_evals", "grad_evals", "hess_evals"):
-            state.setdefault(key, 0)
-        return state
-
-    def _flat_params(self) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1) for p in self._params])
-
-    @torch.no_grad()
-    def _set_flat(self, vec: torch.Tensor) -> None:
-        offset = 0
-        for p in self._params:
-            n = p.numel()
-            p.copy_(vec[offset:offset + n].view_as(p))
-            offset += n
-
-    def _flat_grad(self) -> torch.Tensor:
-        if all(p.grad is None for p in self._params):
-            raise ClosureError(f"{self.method_name}: the closure left no gradients; it must zero the grads, "
-                               "compute the loss, call loss.backward() and return the loss")
-        return torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1)
-                          for p in self._params])
-
-    def _split(self, vec: torch.Tensor) -> list[torch.Tensor]:
-        return [v.view_as(p) for v, p in zip(vec.split([p.numel() for p in self._params]), self._params,
-                                               strict=True)]
-
-    def _finish(self, status: int, message: str) -> None:
-        state = self.flat_state
-        state["status"], state["message"] = status, message
+# Helpers shared by the methods that use the searches (see ravine.optim._flat).
 
 
 def loss_value(loss: Any, who: str) -> float:
@@ -262,20 +204,6 @@ def check_finite(value: float, what: str, who: str, n_iter: int) -> None:
     if not math.isfinite(value):
         raise DivergenceError(f"{who}: {what} is {value} at iteration {n_iter}; "
                               "the parameters were left at the last finite point")
-
-
-def check_common(group: dict[str, Any], ints: Sequence[str] = ("max_iter", "max_ls")) -> None:
-    """Validate the hyperparameters shared by the four methods."""
-    from ravine.errors import check_int, check_range
-
-    check_range("lr", group["lr"], 0.0, low_inclusive=False)
-    for key in ints:
-        check_int(key, group[key], 1)
-    check_range("tolerance_grad", group["tolerance_grad"], 0.0)
-    check_range("tolerance_change", group["tolerance_change"], 0.0)
-    check_range("tolerance_step", group["tolerance_step"], 0.0)
-    c1 = check_range("c1", group["c1"], 0.0, 1.0, low_inclusive=False, high_inclusive=False)
-    check_range("c2", group["c2"], c1, 1.0, low_inclusive=False, high_inclusive=False)
 
 
 def converged(group: dict[str, Any], grad_max: float | None, f_prev: float, f: float,

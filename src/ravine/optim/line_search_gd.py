@@ -41,6 +41,7 @@ import torch
 
 from ravine.errors import ClosureError, DivergenceError, HyperparameterError, check_int, check_range
 from ravine.optim.first_order import _CHECKS, Params, _CheckedGroups, regularized, split_params
+from ravine.optim._flat import distributed_world, mean_across_ranks
 from ravine.optim.registry import OptimizerInfo
 
 MODES = ("best", "armijo")
@@ -112,6 +113,12 @@ class LineSearchGD(_CheckedGroups, torch.optim.Optimizer):
 
     The search options (``candidates``, ``mode``, ``c``, ``shrink``,
     ``max_backtracks``) are read from the first param group.
+
+    A closure that calls ``backward()`` unconditionally (skorch's ``train_step``,
+    Lightning's automatic optimization) is detected at the first trial point and the
+    trial points are then evaluated with autograd on (slower, same steps). Under
+    ``torch.distributed`` the loss and the gradient are averaged over the ranks, so every
+    rank picks the same η (equal shard sizes: the full-batch step).
     """
 
     _checks = _LINE_SEARCH_CHECKS
@@ -140,7 +147,8 @@ class LineSearchGD(_CheckedGroups, torch.optim.Optimizer):
             raise ClosureError("line-search-gd needs a closure: step(closure) with closure() returning the loss")
         with torch.enable_grad():
             loss = closure()
-        start_value = _as_float(loss) + self._penalty()
+        start_value = _mean_loss(loss) + self._penalty()
+        _average_grads(self.param_groups)
         moving = self._moving_groups()
         saved_grads = {p: p.grad for _, params, _, _ in moving for p in params}
         for p in saved_grads:
@@ -201,14 +209,18 @@ class LineSearchGD(_CheckedGroups, torch.optim.Optimizer):
 
     def _value_at(self, closure: Callable[[], Any], moving: list, multiplier: float) -> float:
         self._move_to(moving, multiplier)
-        try:
-            loss = closure()
-        except RuntimeError as exc:
-            if "does not require grad" in str(exc):
-                raise ClosureError("line-search-gd evaluates trial points under torch.no_grad(); the closure "
-                                   "must call loss.backward() only when torch.is_grad_enabled()") from exc
-            raise
-        return _as_float(loss) + self._penalty()
+        state = self.state[self.param_groups[0]["params"][0]]
+        if not state.get("trial_with_grad", False):
+            try:
+                return _mean_loss(closure()) + self._penalty()
+            except RuntimeError as exc:
+                if "does not require grad" not in str(exc):
+                    raise
+            # The closure calls backward() unconditionally (skorch's train_step, Lightning's automatic
+            # optimization): evaluate trial points with autograd on from now on. p.grad is restored by step.
+            state["trial_with_grad"] = True
+        with torch.enable_grad():
+            return _mean_loss(closure()) + self._penalty()
 
     def _penalty(self) -> float:
         """λ/2 ‖θ‖² + λ₁ ‖θ‖₁ over the groups that have them."""
@@ -228,6 +240,24 @@ class LineSearchGD(_CheckedGroups, torch.optim.Optimizer):
         state["last_multiplier"] = multiplier
         state["last_loss"] = value
         state["func_evals"] = state.get("func_evals", 0) + evals
+
+
+def _mean_loss(loss: Any) -> float:
+    """The loss as a float, averaged over the ranks of an initialized process group."""
+    value = _as_float(loss)
+    if distributed_world() == 1:
+        return value
+    return float(mean_across_ranks(torch.tensor(value, dtype=torch.float64)))
+
+
+def _average_grads(param_groups: list[dict[str, Any]]) -> None:
+    """p.grad ← the average over ranks (a no-op with one process; idempotent under DDP, which already averaged)."""
+    if distributed_world() == 1:
+        return
+    for group in param_groups:
+        for p in group["params"]:
+            if p.grad is not None:
+                p.grad = mean_across_ranks(p.grad)
 
 
 def _iterable(value: Any) -> bool:
