@@ -20,7 +20,8 @@ ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in -
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Start over in an --out that already holds a run "
                                                               "(its run files are deleted first).")]
 NprocOpt = Annotated[int | None, typer.Option("--nproc", help="Data-parallel processes (DDP; default: config's).")]
-SeedOverride = Annotated[int | None, typer.Option("--seed", help="Random seed (default: the config's).")]
+SeedOverride = Annotated[int | None, typer.Option("--seed", min=0, max=2**32 - 1,
+                                                  help="Random seed, 0 to 2^32-1 (default: the config's).")]
 DeviceOverride = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:N or auto (default: config's).")]
 
 
