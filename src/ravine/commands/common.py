@@ -273,6 +273,20 @@ def parse_batch_size(text: str) -> int | str | None:
     return value
 
 
+def problem_for(problem: str | None, data: Path | None) -> str:
+    """``--problem``, or the one ``--data`` implies (npz for an ``.npz`` file, else csv); digits-mlp without both.
+
+    Example:
+        >>> problem_for(None, Path("tiny.csv")), problem_for(None, None), problem_for("iris", None)
+        ('csv', 'digits-mlp', 'iris')
+    """
+    if problem is not None:
+        return problem
+    if data is None:
+        return "digits-mlp"
+    return "npz" if data.suffix.lower() == ".npz" else "csv"
+
+
 #: the data options a problem may take, by their command-line flag
 DATA_FLAGS = {"data": "--data", "target": "--target-column", "data_dir": "--data-dir", "standardize": "--standardize"}
 

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from ravine.commands.common import (DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir,
-                                   parse_batch_size, problem_options)
+                                   parse_batch_size, problem_for, problem_options)
 from ravine.commands.progress import run_bars
 from ravine.errors import ConfigError
 
@@ -28,8 +28,8 @@ def _parse_lr(text: str | None) -> float | None:
 
 
 def diagnose(
-    problem: Annotated[str, typer.Option(help="Problem name (see `ravine problems`); csv / npz with --data.")]
-    = "digits-mlp",
+    problem: Annotated[str | None, typer.Option(help="Problem name (see `ravine problems`; default: csv or npz with "
+                                                     "--data, else digits-mlp).")] = None,
     optimizer: Annotated[str, typer.Option(help="Optimizer name (see `ravine optimizers`).")] = "sgd",
     lr: Annotated[str | None, typer.Option(help="Learning rate (default: the problem's for the optimizer).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the problem's).")] = None,
@@ -65,6 +65,8 @@ def diagnose(
     "compare_inits": {init: {"layers", "std_start", "std_end", "final_train_loss", "final_val_metric",
     "findings"}}}) and report.html (figures embedded). Exit 0 on success, 2 on bad input.
     """
+
+    problem = problem_for(problem, data)
 
     def run() -> None:
         from ravine import problems

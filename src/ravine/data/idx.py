@@ -100,14 +100,17 @@ def load_mnist(data_dir: str | Path, variant: str = "mnist", limit: int | None =
         raise unknown_name("IDX dataset", variant, _SUBDIRS)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise DataError(f"data_dir not found: {data_dir} (it should hold the {variant} IDX files)")
+        what = "a file" if data_dir.exists() else "no such folder"
+        raise DataError(f"Invalid data_dir: {str(data_dir)!r} ({what}; allowed: a folder holding the {variant} IDX "
+                        f"files {', '.join(stem + '[.gz]' for stem in MNIST_FILES.values())})")
     arrays = {}
     for key, stem in MNIST_FILES.items():
         found = _find(data_dir, variant, stem)
         if found is None:
             looked = ", ".join(f"{stem}[.gz]" for stem in MNIST_FILES.values())
-            raise DataError(f"{variant}: {stem}[.gz] not found in {data_dir} (looked for {looked}, "
-                            f"also under {', '.join(s + '/' for s in _SUBDIRS[variant] if s)})")
+            raise DataError(f"Invalid data_dir: {str(data_dir)!r} (no {stem}[.gz] in it; allowed: a folder "
+                            f"holding the {variant} IDX files {looked}, directly or under "
+                            f"{', '.join(s + '/' for s in _SUBDIRS[variant] if s)})")
         arrays[key] = read_idx(found)
     parts = []
     for split in ("train", "test"):
