@@ -62,7 +62,7 @@ def test_registry_lists_the_required_problems() -> None:
 
 
 def test_unknown_problem_lists_known() -> None:
-    with pytest.raises(UnknownNameError, match=r"unknown problem 'cifar-mlp'; known: .*digits-mlp"):
+    with pytest.raises(UnknownNameError, match=r"Invalid problem: 'cifar-mlp' \(.*allowed: .*digits-mlp"):
         problems.get("cifar-mlp")
 
 
@@ -173,7 +173,7 @@ def test_default_lr_falls_back_to_the_registry() -> None:
     quad = problems.get("noisy-quadratic")
     assert default_lr("sgd", quad) == (quad.lr["sgd"], "problem")
     assert default_lr("gd", quad) == (quad.lr["sgd"], "problem")  # an alias reads its entry's value
-    with pytest.raises(UnknownNameError, match="unknown optimizer"):
+    with pytest.raises(UnknownNameError, match="Invalid optimizer"):
         default_lr("adamw2", digits)
 
 

@@ -51,7 +51,8 @@ def test_stratify_with_a_singleton_class_is_a_data_error() -> None:
 
 
 def test_too_few_rows() -> None:
-    with pytest.raises(DataError, match="too few rows"):
+    with pytest.raises(DataError, match=r"Invalid data: 2 rows \(too few for a 60/20/20 % train/val/test split; "
+                                        r"allowed: at least 3 rows\)"):
         split_indices(2)
 
 
