@@ -96,9 +96,10 @@ def diagnose(
 
 
 def _print(result: dict[str, Any]) -> None:
+    model = "".join(f" · {key} {escape(str(result[key]))}" for key in ("activation", "init")
+                    if result.get(key) is not None)  # a linear model has neither
     console.print(f"[bold]ravine diagnose[/] · {escape(result['problem'])} · {escape(result['optimizer'])} "
-                  f"lr {result['lr']:.4g} · {result['epochs']} epochs · activation {escape(str(result['activation']))}"
-                  f" · init {escape(str(result['init']))}", highlight=False)
+                  f"lr {result['lr']:.4g} · {result['epochs']} epochs{model}", highlight=False)
     for f in result["findings"]:
         since = "" if f.get("began_at") is None else f" (since {f['unit']} {f['began_at']})"
         console.print(f"[bold]{escape(f['kind'])}[/]{since}: {escape(f['message'])}", highlight=False,

@@ -706,7 +706,8 @@ class _Trainer:
             raise CheckpointError(f"checkpoint {path} does not fit this model / optimizer ({detail})") from None
         set_rng_state(rng, self.shuffle_gen, self.device)
         if self.epoch > self.epochs:
-            raise CheckpointError(f"checkpoint {path} is at epoch {self.epoch}, past epochs={self.epochs}")
+            raise CheckpointError(f"Invalid epochs: {self.epochs} (checkpoint {path} is at epoch {self.epoch} already; "
+                                  f"allowed when resuming: epochs >= {self.epoch})")
         last = self.history.epochs.grad_evals[-1] if self.history.epochs.grad_evals else 0.0
         self.grad_evals = last if math.isfinite(last) else 0.0
         times = self.history.epochs.time
@@ -718,8 +719,8 @@ class _Trainer:
         for key in _RESUME_KEYS:
             if saved.get(key) != self.run_config[key]:
                 raise CheckpointError(
-                    f"checkpoint {path} was written with {key}={saved.get(key)!r}; this run has "
-                    f"{key}={self.run_config[key]!r} (resume needs the same settings; only epochs may change)")
+                    f"Invalid {key}: {self.run_config[key]!r} (checkpoint {path} was written with {key}="
+                    f"{saved.get(key)!r}; allowed when resuming: the checkpoint's settings, only epochs may change)")
 
     # --- one optimizer step per closure kind -----------------------------------------------------
 
