@@ -36,7 +36,7 @@ def curvature(
                                                           "repeat.")] = None,
     out: OutOpt = None,
     seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     debug: DebugOpt = False,
 ) -> None:
     """Hessian of a problem's training loss: extreme eigenvalues, trace, density, κ, saddle or minimum, Taylor step.
