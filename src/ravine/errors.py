@@ -45,7 +45,8 @@ class ClosureError(RavineError):
     """An optimizer's closure is missing or returned something unusable."""
 
 
-def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownNameError:
+def unknown_name(kind: str, name: str, known: Iterable[str],
+                 error: type[RavineError] = UnknownNameError) -> RavineError:
     """Build the error for an unknown registry name: the known names, and the closest one when there is one.
 
     The suggestion comes from :func:`difflib.get_close_matches` on lower-cased names,
@@ -61,7 +62,7 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownNameError
     by_lower = {n.lower(): n for n in names}
     close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.6)
     hint = f"did you mean {by_lower[close[0]]!r}? " if close else ""
-    return UnknownNameError(f"Invalid {kind}: {name!r} ({hint}allowed: {', '.join(names)})")
+    return error(f"Invalid {kind}: {name!r} ({hint}allowed: {', '.join(names) or 'none'})")
 
 
 def check_range(

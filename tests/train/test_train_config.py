@@ -15,7 +15,7 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize(("raw", "field", "allowed"), [
-    ({"lrr": 0.1}, "'lrr'", "allowed: problem, optimizer, lr"),
+    ({"lrr": 0.1}, "'lrr'", "did you mean 'lr'? allowed: batch_size, device,"),
     ({"lr": -1}, "lr", "0 < lr"),
     ({"lr": "fast"}, "lr", "0 < lr"),
     ({"epochs": 0}, "epochs", "integer in [1, 100000]"),
@@ -99,7 +99,7 @@ def test_cli_bad_input_exits_2(tmp_path):
     cfg = _config(tmp_path, "lrr = 0.1\n")
     result = runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert "unknown config key 'lrr'" in result.output and "Traceback" not in result.output
+    assert "Invalid config key: 'lrr' (did you mean 'lr'? allowed:" in result.output and "Traceback" not in result.output
     cfg = _config(tmp_path, "epochs = 1\n")
     result = runner.invoke(app, ["train", str(cfg), "--resume"])
     assert result.exit_code == 2 and "--out" in result.output

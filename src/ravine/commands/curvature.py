@@ -137,6 +137,12 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _load_weights(model: Any, weights: dict[str, Any], path: Path) -> None:
+    from ravine.train.checkpoint import weights_mismatch
+
+    why = weights_mismatch(model, weights)
+    if why is not None:
+        raise CheckpointError(f"Invalid --checkpoint: {path} does not fit the problem's model ({why}; allowed: a "
+                              "checkpoint of the same problem, with the same --option values)")
     try:
         model.load_state_dict(weights)
     except (RuntimeError, KeyError) as exc:

@@ -85,7 +85,8 @@ def _run(config: Path, resume: bool, overwrite: bool, nproc: int | None, out: Pa
         raise ConfigError("Invalid --overwrite: together with --resume (allowed: one of the two)")
     cfg = load_config(config, seed=seed, device=device, nproc=nproc)
     if resume and out is not None and not out.is_dir():  # refused before out_dir would create it
-        raise ConfigError(f"Invalid --resume: {out} is no folder (allowed: the --out of an earlier `ravine train`)")
+        raise ConfigError(f"Invalid --resume: {out} holds no checkpoint.pt (no such folder; allowed: the --out of an "
+                          "earlier `ravine train`)")
     folder = out_dir(out, "train")
     _claim_folder(folder, resume, overwrite)
     is_rank0 = os.environ.get("RANK", "0") == "0"

@@ -46,7 +46,7 @@ from typing import Any
 
 import torch
 
-from ravine.errors import ConfigError, RavineError, UnknownNameError, check_int, check_range
+from ravine.errors import ConfigError, RavineError, UnknownNameError, check_int, check_range, unknown_name
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -128,7 +128,7 @@ class TrainConfig:
         allowed = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(raw) - set(allowed))
         if unknown:
-            raise ConfigError(f"unknown config key {unknown[0]!r} (allowed: {', '.join(allowed)})")
+            raise unknown_name("config key", unknown[0], allowed, error=ConfigError)
         if isinstance(raw.get("optimizer"), dict):  # [optimizer] table: name + hyperparameters
             table = dict(raw["optimizer"])
             if "name" not in table:

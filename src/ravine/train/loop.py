@@ -37,7 +37,8 @@ from ravine.errors import CheckpointError, ClosureError, ConfigError, Divergence
 from ravine.data import Splits
 from ravine.problems import ProblemInstance
 from ravine.train import distributed as ddp
-from ravine.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ravine.train.checkpoint import (CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
+                                     weights_mismatch)
 from ravine.train.metrics import MetricsWriter
 from ravine.train.results import History, TestResult, TrainingInterrupted
 from ravine.train.spec import RunSpec, resolve_spec
@@ -691,6 +692,10 @@ class _Trainer:
         path = self.ckpt_path
         ckpt = load_checkpoint(path)
         self._check_compatible(ckpt.get("config"), path)
+        why = weights_mismatch(self.model, ckpt.get("model"))
+        if why is not None:
+            raise CheckpointError(f"Invalid checkpoint: {path} does not fit this run's model ({why}; allowed: the "
+                                  "checkpoint of a run of the same problem and problem options)")
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
