@@ -34,3 +34,20 @@ def test_registries_raise_it_with_their_field_names():
     with pytest.raises(UnknownNameError, match=r"^Invalid problem: 'digits' \(did you mean 'digits-"):
         problems.get("digits")
     assert issubclass(UnknownNameError, RavineError)
+
+
+def test_a_checkpoint_that_does_not_fit_names_the_weight_and_both_shapes():
+    import torch
+
+    from ravine.train.checkpoint import weights_mismatch
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+    wider = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
+    assert weights_mismatch(net, net.state_dict()) is None
+    assert weights_mismatch(net, wider.state_dict()) == "its 0.weight has shape [5, 4], the model's [3, 4]"
+    assert weights_mismatch(net, {k: v for k, v in net.state_dict().items() if k != "2.bias"}) == "it has no 2.bias"
+    assert weights_mismatch(net, {**net.state_dict(), "3.weight": torch.zeros(1)}) == \
+        "it has 3.weight, which the model lacks"
+    assert weights_mismatch(net, None) == "it holds no model weights"
+    with pytest.raises(RuntimeError, match="size mismatch for 0.weight"):  # torch agrees on the first difference
+        net.load_state_dict(wider.state_dict())

@@ -60,7 +60,7 @@ def test_csv_errors_are_one_line_and_name_file_and_column(tmp_path: Path, text: 
 
 def test_csv_missing_target_lists_columns(tmp_path: Path) -> None:
     p = write(tmp_path, "d.csv", "a,b,y\n1,2,0\n")
-    with pytest.raises(DataError, match=r"no target column 'label'; columns: a, b, y"):
+    with pytest.raises(DataError, match=r"Invalid target column of .*d.csv: 'label' \(allowed: a, b, y\)"):
         load_csv(p, target="label")
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from ravine.data.base import Dataset, Task
-from ravine.errors import ConfigError, DataError
+from ravine.errors import ConfigError, DataError, unknown_name
 
 TaskOpt = Literal["auto", "classification", "regression"]
 
@@ -135,7 +135,7 @@ def load_csv(path: str | Path, target: str | None = None, task: TaskOpt = "auto"
     header, body = _read_rows(path)
     target = header[-1] if target is None else str(target)
     if target not in header:
-        raise DataError(f"{path}: no target column {target!r}; columns: {', '.join(header)}")
+        raise unknown_name(f"target column of {path}", target, header, error=DataError)
     if len(header) < 2:
         raise DataError(f"{path}: needs at least one feature column besides the target {target!r}")
     columns = {name: [row[j] for row in body] for j, name in enumerate(header)}
