@@ -251,7 +251,8 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
         ("resume-no-such-folder", ["train", _config(tmp, "ok", ""), "--resume", "--out", str(tmp / "never-made")]),
         ("resume-lr-differs", ["train", _config(tmp, "lr5", "lr = 0.5\n"), "--resume", "--out", str(tmp / "good-run")]),
         ("csv-no-data", ["compare", "--problem", "csv", "--optimizers", "sgd", "--epochs", "1", "--out", out]),
-        ("curvature-option-typo", ["curvature", "--problem", "digits-mlp", "--option", "hiden=3", "--out", out]),
+        ("curvature-problem-option-typo", ["curvature", "--problem", "digits-mlp", "--option", "hiden=3",
+                                           "--out", out]),
         ("resume-optimizer-differs", ["train", str(_write(tmp / "adam.toml", 'problem = "breast-cancer-logreg"\n'
                                                                       'optimizer = "adam"\nepochs = 1\n')),
                                       "--resume", "--out", str(tmp / "good-run")]),
@@ -298,9 +299,10 @@ EXPECT = {
     "resume-empty-folder": "holds no checkpoint.pt", "resume-no-such-folder": "Invalid --resume: ",
     "resume-lr-differs": "Invalid lr: 0.5 (checkpoint ", "config-unknown-key": "Invalid config key: 'learning_rate' (",
     "schedule-arg-unknown-key": "Invalid hyperparameter for schedule 'step': 'evry' (did you mean 'every'? allowed:",
-    "csv-target-missing": "Invalid target column of ", "csv-no-data": "Invalid data: none given for problem csv (allowed: the path of a .csv file: --data FILE",
-    "curvature-option-typo": "Invalid option for problem 'digits-mlp': 'hiden' (did you mean 'hidden'? allowed:", "resume-optimizer-differs": "Invalid optimizer: 'adam' "
-    "(checkpoint ",
+    "csv-target-missing": "Invalid target column of ",
+    "csv-no-data": "Invalid data: none given for problem csv (allowed: the path of a .csv file: --data FILE",
+    "curvature-problem-option-typo": "Invalid option for problem 'digits-mlp': 'hiden' (did you mean 'hidden'? "
+    "allowed:", "resume-optimizer-differs": "Invalid optimizer: 'adam' (checkpoint ",
 }
 
 
