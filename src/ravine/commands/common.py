@@ -81,7 +81,7 @@ def bad_value_message(exc: Exception) -> str | None:
         shown = repr(value)
     kind = getattr(getattr(param, "type_descriptor", None), "annotation", None)
     low, high = getattr(param, "min", None), getattr(param, "max", None)
-    what = {int: "an integer", float: "a number"}.get(kind)  # type: ignore[call-overload]
+    what = {int: "an integer", float: "a number"}.get(kind)
     if what is None:
         return f"Invalid {field}: {shown} ({first.get('msg', 'not accepted')})"
     if low is not None and high is not None:
