@@ -74,7 +74,7 @@ BAD = [
     (["--batch-size", "0"], "--batch-size"),
     (["--epochs", "0"], "epochs"),
     (["--every", "0"], "every"),
-    (["--data", "x.csv"], "--data"),
+    (["--data", "x.csv"], "Invalid data: 'x.csv' (no such file"),  # --data alone means the csv problem
     (["--problem", "breast-cancer-logreg", "--activation", "relu"], "activation"),
     (["--problem", "breast-cancer-logreg", "--compare-inits"], "compare-inits"),
     (["--problem", "csv"], "data"),

@@ -55,8 +55,9 @@ def read_idx(path: str | Path) -> np.ndarray:
             raw = gzip.decompress(raw)
     except FileNotFoundError:
         raise DataError(f"IDX file not found: {path}") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read IDX file {path}: {exc}") from None
+    except (OSError, EOFError) as exc:  # gzip's BadGzipFile is an OSError without strerror
+        why = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"Invalid data_dir: cannot read the IDX file {path} ({why})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
         raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
     ndim, dtype = raw[3], np.dtype(_IDX_TYPES[raw[2]])
