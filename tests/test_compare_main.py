@@ -176,9 +176,9 @@ def test_resume_refuses_other_settings_and_a_missing_folder(tmp_path) -> None:
 
 
 def test_unknown_names_fail_before_training() -> None:
-    with pytest.raises(UnknownNameError, match="known: .*adam"):
+    with pytest.raises(UnknownNameError, match="allowed: .*adam"):
         compare("digits-mlp", ["sgd", "adamx"], epochs=1)
-    with pytest.raises(UnknownNameError, match="known: .*digits-mlp"):
+    with pytest.raises(UnknownNameError, match="allowed: .*digits-mlp"):
         compare("digits-mlpx", ["sgd"], epochs=1)
 
 

@@ -129,9 +129,9 @@ def test_dtype_and_layout() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "error", "pattern"), [
-    ({"activation": "swish"}, UnknownNameError, r"unknown activation 'swish'; known: elu, gelu"),
-    ({"init": "orthogonal"}, UnknownNameError, r"unknown init 'orthogonal'; known: constant"),
-    ({"norm": "weight"}, UnknownNameError, r"unknown norm 'weight'; known: batch, group"),
+    ({"activation": "swish"}, UnknownNameError, r"Invalid activation: 'swish' \(allowed: elu, gelu"),
+    ({"init": "orthogonal"}, UnknownNameError, r"Invalid init: 'orthogonal' \(allowed: constant"),
+    ({"norm": "weight"}, UnknownNameError, r"Invalid norm: 'weight' \(allowed: batch, group"),
     ({"dropout": 1.0}, ConfigError, r"Invalid dropout: 1.0"),
 ])
 def test_bad_names_and_values(kwargs: dict, error: type, pattern: str) -> None:

@@ -62,7 +62,7 @@ def test_registry_lists_the_required_problems() -> None:
 
 
 def test_unknown_problem_lists_known() -> None:
-    with pytest.raises(UnknownNameError, match=r"unknown problem 'cifar-mlp'; known: .*digits-mlp"):
+    with pytest.raises(UnknownNameError, match=r"Invalid problem: 'cifar-mlp' \(.*allowed: .*digits-mlp"):
         problems.get("cifar-mlp")
 
 
@@ -145,12 +145,12 @@ def test_breast_cancer_is_binary_logistic_regression() -> None:
 
 
 @pytest.mark.parametrize(("name", "options", "pattern"), [
-    ("digits-mlp", {"standardise": True}, r"unknown option 'standardise' for problem 'digits-mlp'; allowed: .*"
-                                          r"standardize"),
+    ("digits-mlp", {"standardise": True}, r"Invalid option for problem 'digits-mlp': 'standardise' "
+                                          r"\(did you mean 'standardize'\? allowed: .*standardize"),
     ("digits-mlp", {"standardize": "yes"}, r"Invalid standardize: 'yes'"),
     ("digits-mlp", {"hidden": "64,x"}, r"Invalid hidden"),
-    ("mnist-mlp", {}, r"needs option data_dir"),
-    ("csv", {}, r"needs option data"),
+    ("mnist-mlp", {}, r"Invalid data_dir: none given for problem mnist-mlp \(allowed: a folder .*--data-dir DIR"),
+    ("csv", {}, r"Invalid data: none given for problem csv \(allowed: the path of a .csv file: --data FILE"),
     ("noisy-quadratic", {"condition": -1}, r"Invalid condition"),
 ])
 def test_options_are_validated(name: str, options: dict, pattern: str) -> None:
@@ -173,7 +173,7 @@ def test_default_lr_falls_back_to_the_registry() -> None:
     quad = problems.get("noisy-quadratic")
     assert default_lr("sgd", quad) == (quad.lr["sgd"], "problem")
     assert default_lr("gd", quad) == (quad.lr["sgd"], "problem")  # an alias reads its entry's value
-    with pytest.raises(UnknownNameError, match="unknown optimizer"):
+    with pytest.raises(UnknownNameError, match="Invalid optimizer"):
         default_lr("adamw2", digits)
 
 

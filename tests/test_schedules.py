@@ -228,7 +228,7 @@ def test_bad_hyperparameters_are_rejected_naming_the_field(name, hyper, field):
 
 
 def test_unknown_name_and_non_optimizer():
-    with pytest.raises(UnknownNameError, match="cosine.*known: constant"):
+    with pytest.raises(UnknownNameError, match="cosine.*allowed: constant"):
         schedules.create("cosine", make_optimizer())
     with pytest.raises(UnknownNameError):
         schedules.info("cosine")

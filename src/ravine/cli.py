@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     except click_exc.UsageError as exc:
         ctx = exc.ctx
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        common.error_line(f"{exc.format_message()}{hint}")
+        common.error_line(common.bad_value_message(exc) or f"{exc.format_message()}{hint}")
         code = 2
     except click_exc.ClickException as exc:
         common.error_line(exc.format_message())

@@ -45,14 +45,24 @@ class ClosureError(RavineError):
     """An optimizer's closure is missing or returned something unusable."""
 
 
-def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownNameError:
-    """Build the error for an unknown registry name, listing the known ones.
+def unknown_name(kind: str, name: str, known: Iterable[str],
+                 error: type[RavineError] = UnknownNameError) -> RavineError:
+    """Build the error for an unknown registry name: the known names, and the closest one when there is one.
+
+    The suggestion comes from :func:`difflib.get_close_matches` on lower-cased names,
+    so a wrong case (``misra1a``) or a typo (``sgdd``) points at the intended name.
 
     Example:
-        >>> str(unknown_name("optimizer", "adamw2", ["adam", "sgd"]))
-        "unknown optimizer 'adamw2'; known: adam, sgd"
+        >>> str(unknown_name("optimizer", "adamm", ["adam", "sgd"]))
+        "Invalid optimizer: 'adamm' (did you mean 'adam'? allowed: adam, sgd)"
     """
-    return UnknownNameError(f"unknown {kind} {name!r}; known: {', '.join(sorted(known))}")
+    import difflib
+
+    names = sorted(known)
+    by_lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.6)
+    hint = f"did you mean {by_lower[close[0]]!r}? " if close else ""
+    return error(f"Invalid {kind}: {name!r} ({hint}allowed: {', '.join(names) or 'none'})")
 
 
 def check_range(

@@ -130,8 +130,7 @@ class Problem:
         """
         unknown = sorted(set(options) - set(self.options))
         if unknown:
-            allowed = ", ".join(sorted(self.options)) or "none"
-            raise ConfigError(f"unknown option {unknown[0]!r} for problem {self.name!r}; allowed: {allowed}")
+            raise unknown_name(f"option for problem {self.name!r}", unknown[0], self.options, error=ConfigError)
         seed = check_int("seed", seed, 0, error=ConfigError)
         if dtype not in (torch.float32, torch.float64):
             raise ConfigError(f"Invalid dtype: {dtype} (allowed: torch.float32, torch.float64)")
@@ -330,8 +329,9 @@ def _mnist_builder(variant: str, reference_error: float, target: float) -> Calla
     def build(seed: int, device: torch.device, dtype: torch.dtype, *, data_dir: Any, limit: Any, hidden: Any,
               **model_opts: Any) -> ProblemInstance:
         if data_dir is None:
-            raise ConfigError(f"problem {variant}-mlp needs option data_dir (a folder with the {variant} IDX "
-                              f"files: {', '.join(datasets.MNIST_FILES.values())}, raw or .gz)")
+            raise ConfigError(f"Invalid data_dir: none given for problem {variant}-mlp (allowed: a folder with the "
+                              f"{variant} IDX files {', '.join(datasets.MNIST_FILES.values())}, raw or .gz: "
+                              "--data-dir DIR, or data_dir in [problem_options])")
         if limit is not None:
             limit = check_int("limit", limit, 1, error=ConfigError)
         ds = datasets.load_mnist(data_dir, variant=variant, limit=limit)
@@ -349,7 +349,8 @@ def _file_builder(kind: str) -> Callable[..., ProblemInstance]:
     def build(seed: int, device: torch.device, dtype: torch.dtype, *, data: Any, task: str, hidden: Any,
               standardize: bool, **opts: Any) -> ProblemInstance:
         if data is None:
-            raise ConfigError(f"problem {kind} needs option data (the path of a .{kind} file)")
+            raise ConfigError(f"Invalid data: none given for problem {kind} (allowed: the path of a .{kind} file: "
+                              "--data FILE, or data in [problem_options])")
         load_opts = {"target": opts.pop("target")} if kind == "csv" else {}
         ds = datasets.load(kind, data=data, task=task, **load_opts)
         splits = datasets.prepare(ds, seed, standardize=_flag("standardize", standardize),

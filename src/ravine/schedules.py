@@ -341,8 +341,8 @@ def create(name: str, optimizer: torch.optim.Optimizer, **hyper: Any) -> LRSched
     entry = info(name)
     unknown = sorted(set(hyper) - set(entry.defaults))
     if unknown:
-        allowed = ", ".join(sorted(entry.defaults)) or "none"
-        raise HyperparameterError(f"unknown hyperparameter {unknown[0]!r} for schedule {name!r}; allowed: {allowed}")
+        raise unknown_name(f"hyperparameter for schedule {name!r}", unknown[0], entry.defaults,
+                           error=HyperparameterError)
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise ConfigError(f"Invalid optimizer: {type(optimizer).__name__} (allowed: a torch.optim.Optimizer)")
     return entry.factory(optimizer, **{**entry.defaults, **hyper})

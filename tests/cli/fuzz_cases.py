@@ -221,6 +221,41 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
                                           str(tmp / "none.pt"), "--out", out]),
         ("landscape-checkpoint-other-problem", ["landscape", "--problem", "sparse-sigmoid", "--checkpoint",
                                                 str(tmp / "good-run" / "checkpoint.pt"), "--out", out]),
+        # what a newcomer meets first: names, files, seeds, a tiny CSV, a changed config on --resume
+        ("optimizer-typo", ["compare", "--problem", "breast-cancer-logreg", "--optimizers", "adamm", "--epochs", "1",
+                            "--out", out]),
+        ("diagnose-unknown-activation", ["diagnose", "--activation", "relux", "--out", out]),
+        ("diagnose-unknown-init", ["diagnose", "--init", "xavier", "--out", out]),
+        ("activations-unknown-name", ["activations", "--names", "swish", "--out", out]),
+        ("tune-unknown-optimizer", ["tune", "--optimizer", "adamm", "--out", out]),
+        ("bench-problem-typo", ["bench", "nist", "--problems", "Misra1x", "--out", out]),
+        ("config-unknown-optimizer", ["train", str(_write(tmp / "unkopt.toml", 'problem = "breast-cancer-logreg"\n'
+                                                                        'optimizer = "sgd-ish"\n')), "--out", out]),
+        ("config-hyper-out-of-range", ["train", str(_write(tmp / "mom.toml", 'problem = "breast-cancer-logreg"\n'
+                                                           'optimizer = "momentum"\nepochs = 1\n[hyper]\n'
+                                                           'momentum = 1.5\n')), "--out", out]),
+        ("config-schedule-out-of-range", ["train", _config(tmp, "every0", '[schedule]\nname = "step"\nevery = 0\n'),
+                                          "--out", out]),
+        ("csv-is-a-folder", ["compare", "--problem", "csv", "--data", str(tmp), "--optimizers", "sgd", "--epochs", "1",
+                             "--out", out]),
+        ("csv-tiny-problem-implied", ["compare", "--data", csv("tiny", "a,b,y\n1,2,0\n2,3,1\n3,4,0\n4,5,1\n5,6,0\n"),
+                                      "--target-column", "y", "--optimizers", "sgd", "--epochs", "1", "--out", out]),
+        ("npz-missing", ["compare", "--data", str(tmp / "none.npz"), "--optimizers", "sgd", "--epochs", "1",
+                         "--out", out]),
+        ("mnist-data-dir-without-files", ["compare", "--problem", "mnist-mlp", "--data-dir", str(tmp / "empty"),
+                                          "--optimizers", "sgd", "--epochs", "1", "--out", out]),
+        ("seed-float", ["compare", *TINY, "--seed", "1e99", "--out", out]),
+        ("seed-word", ["compare", *TINY, "--seed", "abc", "--out", out]),
+        ("train-seed-negative", ["train", _config(tmp, "ok", ""), "--seed", "-1", "--out", out]),
+        ("curvature-tol-word", ["curvature", "--tol", "small", "--out", out]),
+        ("resume-no-such-folder", ["train", _config(tmp, "ok", ""), "--resume", "--out", str(tmp / "never-made")]),
+        ("resume-lr-differs", ["train", _config(tmp, "lr5", "lr = 0.5\n"), "--resume", "--out", str(tmp / "good-run")]),
+        ("csv-no-data", ["compare", "--problem", "csv", "--optimizers", "sgd", "--epochs", "1", "--out", out]),
+        ("curvature-problem-option-typo", ["curvature", "--problem", "digits-mlp", "--option", "hiden=3",
+                                           "--out", out]),
+        ("resume-optimizer-differs", ["train", str(_write(tmp / "adam.toml", 'problem = "breast-cancer-logreg"\n'
+                                                                      'optimizer = "adam"\nepochs = 1\n')),
+                                      "--resume", "--out", str(tmp / "good-run")]),
     ]
     return table
 
@@ -237,6 +272,37 @@ EXPECT = {
     "config-hidden-huge": "GiB", "nproc-too-many": "CPU core", "checkpoint-flipped": "corrupt",
     "checkpoint-history": "damaged", "checkpoint-schedule": "damaged", "checkpoint-iteration": "iteration is -5",
     "checkpoint-epoch": "epoch is -1", "train-into-existing-run": "--resume", "option-typo": "--epochs",
+    # the project's form, `Invalid <field>: <value> (allowed: ...)`, with the numbers a newcomer needs
+    "optimizer-unknown": "Invalid optimizer: 'sgdd' (did you mean 'sgd'? allowed: adagrad,",
+    "optimizer-typo": "Invalid optimizer: 'adamm' (did you mean 'adam'? allowed:",
+    "problem-unknown": "Invalid problem: 'digits' (did you mean 'digits-", "schedule-unknown": "Invalid schedule: "
+    "'cosine-ish' (", "diagnose-unknown-activation": "Invalid activation: 'relux' (did you mean 'relu'? allowed:",
+    "diagnose-unknown-init": "Invalid init: 'xavier' (did you mean 'xavier-", "activations-unknown-name":
+    "Invalid activation: 'swish' (allowed: elu, gelu", "tune-unknown-optimizer": "Invalid optimizer: 'adamm' (did you",
+    "bench-unknown-problem": "Invalid NIST problem: 'Misra9' (", "bench-problem-typo": "Invalid NIST problem: "
+    "'Misra1x' (did you mean 'Misra1", "config-unknown-optimizer": "Invalid optimizer: 'sgd-ish' (",
+    "config-hyper-out-of-range": "Invalid [hyper] momentum: 1.5 (allowed: 0 <= momentum < 1)",
+    "config-schedule-out-of-range": "Invalid [schedule] every: 0 (allowed: integer >= 1)",
+    "csv-missing": "Invalid data: ", "csv-is-a-folder": "(a folder; allowed: a CSV file",
+    "csv-five-rows": "Invalid data: 5 rows in 2 classes, the smallest with 2 (too few for a stratified 60/20/20 % "
+    "train/val/test split; allowed: at least 3 rows of every class and 8 rows in all)",
+    "csv-tiny-problem-implied": "Invalid data: 5 rows in 2 classes, the smallest with 2 (too few",
+    "npz-missing": "(no such file; allowed: an .npz file", "mnist-no-data-dir": "Invalid data_dir: ",
+    "mnist-data-dir-without-files": "(no train-images-idx3-ubyte[.gz] in it; allowed: a folder holding",
+    "seed-not-int": "Invalid --seed: 'x' (allowed: an integer in [0, 4294967295])",
+    "seed-negative": "Invalid --seed: -1 (allowed: an integer in [0, 4294967295])",
+    "seed-float": "Invalid --seed: 1e99 (allowed: an integer in [0, 4294967295])",
+    "seed-word": "Invalid --seed: 'abc' (allowed: an integer in [0, 4294967295])",
+    "train-seed-negative": "Invalid --seed: -1 (allowed: an integer in [0, 4294967295])",
+    "epochs-not-int": "Invalid --epochs: 'one' (allowed: an integer)", "train-nproc-not-int": "Invalid --nproc: "
+    "'two' (allowed: an integer", "curvature-tol-word": "Invalid --tol: 'small' (allowed: a number)",
+    "resume-empty-folder": "holds no checkpoint.pt", "resume-no-such-folder": "Invalid --resume: ",
+    "resume-lr-differs": "Invalid lr: 0.5 (checkpoint ", "config-unknown-key": "Invalid config key: 'learning_rate' (",
+    "schedule-arg-unknown-key": "Invalid hyperparameter for schedule 'step': 'evry' (did you mean 'every'? allowed:",
+    "csv-target-missing": "Invalid target column of ",
+    "csv-no-data": "Invalid data: none given for problem csv (allowed: the path of a .csv file: --data FILE",
+    "curvature-problem-option-typo": "Invalid option for problem 'digits-mlp': 'hiden' (did you mean 'hidden'? "
+    "allowed:", "resume-optimizer-differs": "Invalid optimizer: 'adam' (checkpoint ",
 }
 
 

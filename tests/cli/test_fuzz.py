@@ -44,6 +44,8 @@ def test_every_bad_input_is_one_line_and_exit_2(table):
         signal.signal(signal.SIGALRM, old)
     assert not failures, "\n".join(failures)
     assert len(table) >= 80  # the table did not shrink by accident
+    assert len(dict(table)) == len(table), "two rows share an id (the later one would hide the earlier)"
+    assert not set(EXPECT) - set(dict(table)), "EXPECT names a row the table lacks"
 
 
 @pytest.mark.slow

@@ -142,3 +142,18 @@ def test_runs_under_a_real_terminal_and_without_colour(tmp_path):
     proc = _ravine("--problem", "breast-cancer-logreg", "--k", "1", "--samples", "64", "--trace-products", "12",
                    "--out", str(tmp_path / "dumb"), env={"NO_COLOR": "1", "TERM": "dumb"})
     assert proc.returncode == 0 and "\x1b[" not in proc.stdout
+
+
+def test_device_defaults_to_auto_like_the_other_training_commands():
+    # curvature alone defaulted to cpu; the code is device-agnostic, so it now takes CUDA when there is one
+    import inspect
+
+    from ravine.commands.compare import compare
+    from ravine.commands.curvature import curvature
+    from ravine.commands.diagnose import diagnose
+
+    defaults = {fn.__name__: inspect.signature(fn).parameters["device"].default
+                for fn in (curvature, compare, diagnose)}
+    assert defaults == {"curvature": "auto", "compare": "auto", "diagnose": "auto"}
+    result = CliRunner().invoke(app, ["curvature", "--help"], env={"COLUMNS": "200"})
+    assert "[default: auto]" in result.output

@@ -60,13 +60,15 @@ def test_csv_errors_are_one_line_and_name_file_and_column(tmp_path: Path, text: 
 
 def test_csv_missing_target_lists_columns(tmp_path: Path) -> None:
     p = write(tmp_path, "d.csv", "a,b,y\n1,2,0\n")
-    with pytest.raises(DataError, match=r"no target column 'label'; columns: a, b, y"):
+    with pytest.raises(DataError, match=r"Invalid target column of .*d.csv: 'label' \(allowed: a, b, y\)"):
         load_csv(p, target="label")
 
 
 def test_csv_missing_file_and_bad_task(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="not found"):
+    with pytest.raises(DataError, match=r"Invalid data: .*nope.csv' \(no such file; allowed: a CSV file"):
         load_csv(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match=r"Invalid data: .* \(a folder; allowed: a CSV file"):
+        load_csv(tmp_path)
     p = write(tmp_path, "d.csv", "a,y\n1,cat\n2,dog\n")
     with pytest.raises(DataError, match="target column 'y' is not numeric"):
         load_csv(p, task="regression")
@@ -109,7 +111,7 @@ def test_npz_not_an_npz(tmp_path: Path) -> None:
     p = write(tmp_path, "x.npz", "hello")
     with pytest.raises(DataError, match="cannot read"):
         load_npz(p)
-    with pytest.raises(DataError, match="not found"):
+    with pytest.raises(DataError, match=r"Invalid data: .*missing.npz' \(no such file; allowed: an .npz file"):
         load_npz(tmp_path / "missing.npz")
 
 
@@ -174,11 +176,11 @@ def test_load_mnist_from_generated_files(tmp_path: Path, gz: bool, sub: str) -> 
 
 
 def test_load_mnist_missing_files_say_what_was_looked_for(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="data_dir not found"):
+    with pytest.raises(DataError, match=r"Invalid data_dir: .*nowhere' \(no such folder; allowed: a folder holding"):
         load_mnist(tmp_path / "nowhere")
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\[\.gz\] not found .*t10k-labels-idx1-ubyte"):
+    with pytest.raises(DataError, match=r"Invalid data_dir: .* \(no train-images-idx3-ubyte\[\.gz\] in it; .*t10k-labels-idx1-ubyte"):
         load_mnist(tmp_path, "fashion-mnist")
     write_mnist(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
-    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\[\.gz\] not found"):
+    with pytest.raises(DataError, match=r"no t10k-labels-idx1-ubyte\[\.gz\] in it"):
         load_mnist(tmp_path)

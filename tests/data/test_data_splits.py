@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -51,7 +53,8 @@ def test_stratify_with_a_singleton_class_is_a_data_error() -> None:
 
 
 def test_too_few_rows() -> None:
-    with pytest.raises(DataError, match="too few rows"):
+    with pytest.raises(DataError, match=r"Invalid data: 2 rows \(too few for a 60/20/20 % train/val/test split; "
+                                        r"allowed: at least 3 rows\)"):
         split_indices(2)
 
 
@@ -116,3 +119,53 @@ def test_prepare_uses_the_official_test_set_when_given() -> None:
     s = prepare(ds, 0, fractions=(0.75, 0.25, 0.0), standardize=False, dtype=torch.float64)
     np.testing.assert_array_equal(s.X_test.numpy(), ds.X_test)
     assert len(s.X_train) + len(s.X_val) == 60 and len(s.X_val) == 15
+
+
+def test_too_small_for_a_stratified_split_says_the_numbers() -> None:
+    # 5 rows, 3 of class 0 and 2 of class 1: the 60/20/20 split would take 1 test and 1 validation row,
+    # fewer than the 2 classes; scikit-learn's own words ("test_size = 1 should be greater or equal to the
+    # number of classes = 2") named neither the data nor what would do
+    y = np.array([0, 1, 0, 1, 0])
+    with pytest.raises(DataError) as info:
+        split_indices(len(y), y)
+    assert str(info.value) == ("Invalid data: 5 rows in 2 classes, the smallest with 2 (too few for a stratified "
+                               "60/20/20 % train/val/test split; allowed: at least 3 rows of every class and 8 rows "
+                               "in all)")
+
+
+@pytest.mark.parametrize("fractions", [(0.6, 0.2, 0.2), (0.8, 0.1, 0.1), (0.5, 0.25, 0.25), (0.75, 0.25, 0.0)])
+def test_stratified_split_refuses_only_in_plain_words_and_the_stated_minimum_suffices(fractions) -> None:
+    from sklearn.model_selection import train_test_split
+
+    def sklearn_splits(y: np.ndarray, seed: int) -> bool:  # the oracle: scikit-learn's two stratified splits
+        n = len(y)
+        n_test, n_val = round(fractions[2] * n), round(fractions[1] * n)
+        try:
+            rest = (train_test_split(np.arange(n), test_size=n_test, random_state=seed, stratify=y)[0]
+                    if n_test else np.arange(n))
+            train_test_split(rest, test_size=n_val, random_state=seed + 1, stratify=y[rest])
+        except ValueError:
+            return False
+        return True
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        k = int(rng.integers(2, 5))
+        y = np.repeat(np.arange(k), rng.integers(1, 9, size=k))
+        rng.shuffle(y)
+        try:
+            split_indices(len(y), y, fractions, seed=trial)
+        except DataError as exc:
+            assert str(exc).startswith("Invalid data: ") and "test_size" not in str(exc) and "\n" not in str(exc)
+            continue
+        assert sklearn_splits(y, trial)  # accepted: scikit-learn agrees, for this seed
+    # the minimum the message states is enough: every class at the per-class minimum, the rest in class 0
+    for k in (2, 3, 5):
+        text = str(pytest.raises(DataError, split_indices, k, np.arange(k), fractions).value)
+        per_class, rows = (int(w) for w in re.findall(r"at least (\d+) rows of every class and (\d+) rows", text)[0])
+        counts = [per_class] * k
+        counts[0] += rows - k * per_class
+        y = np.repeat(np.arange(k), counts)
+        for seed in range(5):
+            tr, va, te = split_indices(len(y), y, fractions, seed=seed)
+            assert len(tr) + len(va) + len(te) == rows

@@ -90,7 +90,7 @@ def test_breast_cancer_class_counts_and_digits_image_shape() -> None:
 
 
 def test_unknown_dataset_lists_known() -> None:
-    with pytest.raises(UnknownNameError, match=r"unknown dataset 'cifar'; known: .*digits.*noisy-quadratic"):
+    with pytest.raises(UnknownNameError, match=r"Invalid dataset: 'cifar' \(.*allowed: .*digits.*noisy-quadratic"):
         data.load("cifar")
     with pytest.raises(UnknownNameError, match="breast-cancer"):
         data.load_bundled("boston")

@@ -74,7 +74,7 @@ BAD = [
     (["--batch-size", "0"], "--batch-size"),
     (["--epochs", "0"], "epochs"),
     (["--every", "0"], "every"),
-    (["--data", "x.csv"], "--data"),
+    (["--data", "x.csv"], "Invalid data: 'x.csv' (no such file"),  # --data alone means the csv problem
     (["--problem", "breast-cancer-logreg", "--activation", "relu"], "activation"),
     (["--problem", "breast-cancer-logreg", "--compare-inits"], "compare-inits"),
     (["--problem", "csv"], "data"),
@@ -101,3 +101,37 @@ def test_compare_inits_runs_the_five_and_shows_the_depth_effect(tmp_path: Path) 
     small, xavier = runs["small-normal"]["std_start"], runs["xavier-normal"]["std_start"]
     assert small[-1] / small[0] < 0.05 < 0.4 < xavier[-1] / xavier[0]
     assert "symmetry" in runs["constant"]["findings"]
+
+
+
+@pytest.mark.parametrize("problem", ["breast-cancer-logreg", "sparse-sigmoid"])
+def test_diagnose_names_the_activation_the_model_has_and_never_prints_none(tmp_path: Path, problem: str) -> None:
+    # logistic regression has no activation module (its sigmoid is inside the loss) and no init option;
+    # sparse-sigmoid's network has sigmoid modules but no activation option: it used to say "activation None"
+    import warnings
+
+    import torch.nn as nn
+
+    from ravine import problems
+
+    torch_names = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu", nn.LeakyReLU: "leaky-relu",
+                   nn.ELU: "elu", nn.GELU: "gelu", nn.PReLU: "prelu"}
+    model = problems.get(problem).build(seed=0).model
+    kinds = ", ".join(dict.fromkeys(torch_names[type(m)] for m in model.modules() if type(m) in torch_names))
+    out = tmp_path / "out"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = runner.invoke(app, ["diagnose", "--problem", problem, "--epochs", "1", "--no-noise",
+                                     "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # the header may wrap at the runner's width
+    header = text.split(" epochs")[1].split(":")[0]
+    saved = json.loads((out / "diagnose.json").read_text())
+    meta = (out / "report.html").read_text().split("class='meta'>")[1].split("<")[0]
+    assert "None" not in text and "None" not in meta
+    if kinds:
+        assert f"· activation {kinds}" in text and saved["activation"] == kinds and f"activation {kinds}" in meta
+    else:
+        assert "activation" not in header and saved["activation"] is None and "activation" not in meta
+    assert "init" not in header and saved["init"] is None
+    assert not [w for w in caught if "legend" in str(w.message)]  # no empty activation-histogram figure

@@ -86,7 +86,7 @@ def test_bad_input():
         minimize(rosen_torch, X0, max_iter=0)
     with pytest.raises(HyperparameterError, match="history_size"):
         minimize(rosen_torch, X0, method="lbfgs", history_size=0)
-    with pytest.raises(HyperparameterError, match="unknown hyperparameter 'damping'"):
+    with pytest.raises(HyperparameterError, match="Invalid hyperparameter for optimizer 'bfgs': 'damping' "):
         minimize(rosen_torch, X0, method="bfgs", damping=1.0)
     with pytest.raises(RavineError, match="tolerance_grad"):
         minimize(rosen_torch, X0, tolerance_grad=1.0)

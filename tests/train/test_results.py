@@ -186,7 +186,7 @@ def test_spec_records_resolved_values() -> None:
 
 
 def test_unknown_problem_option_is_refused() -> None:
-    with pytest.raises(ConfigError, match="unknown option 'colour'"):
+    with pytest.raises(ConfigError, match="Invalid option for problem 'digits-mlp': 'colour'"):
         resolve_spec("digits-mlp", "sgd", problem_options={"colour": 1}, n_train=100)
 
 

@@ -15,7 +15,7 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize(("raw", "field", "allowed"), [
-    ({"lrr": 0.1}, "'lrr'", "allowed: problem, optimizer, lr"),
+    ({"lrr": 0.1}, "'lrr'", "did you mean 'lr'? allowed: batch_size, device,"),
     ({"lr": -1}, "lr", "0 < lr"),
     ({"lr": "fast"}, "lr", "0 < lr"),
     ({"epochs": 0}, "epochs", "integer in [1, 100000]"),
@@ -31,11 +31,11 @@ runner = CliRunner()
     ({"nproc": 10_000}, "nproc", "at most one process per CPU core"),
     ({"lr": 0.1, "hyper": {"lr": 0.2}}, "lr", "set lr once"),
     ({"eval_every": -1}, "eval_every", "integer >= 0"),
-    ({"optimizer": "adamw2"}, "optimizer", "known: "),
-    ({"problem": "mnist-cnn-9000"}, "problem", "known: "),
+    ({"optimizer": "adamw2"}, "optimizer", "allowed: "),
+    ({"problem": "mnist-cnn-9000"}, "problem", "allowed: "),
     ({"optimizer": "sgd", "hyper": {"momentun": 0.9}}, "hyper", "'momentun'"),
     ({"optimizer": "momentum", "hyper": {"momentum": 1.5}}, "momentum", "momentum"),
-    ({"schedule": {"name": "cosine"}}, "schedule", "known: "),
+    ({"schedule": {"name": "cosine"}}, "schedule", "allowed: "),
     ({"schedule": {"name": "step", "every": 0}}, "every", "every"),
     ({"schedule": {"every": 3}}, "schedule", "name"),
     ({"hyper": 3}, "hyper", "a table"),
@@ -99,7 +99,7 @@ def test_cli_bad_input_exits_2(tmp_path):
     cfg = _config(tmp_path, "lrr = 0.1\n")
     result = runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert "unknown config key 'lrr'" in result.output and "Traceback" not in result.output
+    assert "Invalid config key: 'lrr' (did you mean 'lr'? allowed:" in result.output and "Traceback" not in result.output
     cfg = _config(tmp_path, "epochs = 1\n")
     result = runner.invoke(app, ["train", str(cfg), "--resume"])
     assert result.exit_code == 2 and "--out" in result.output

@@ -59,6 +59,38 @@ def error_line(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
+def bad_value_message(exc: Exception) -> str | None:
+    """Typer's refusal of an option's value (``--seed abc``) in ravine's form, or None for other usage errors.
+
+    Typer checks a typed option with pydantic and reports pydantic's text ("Input should be a
+    valid integer, unable to parse string as an integer"); this names the option, the value and
+    what is allowed instead: ``Invalid --seed: 'abc' (allowed: an integer in [0, 4294967295])``.
+    """
+    param, cause = getattr(exc, "param", None), exc.__cause__
+    errors = getattr(cause, "errors", None)
+    if param is None or not callable(errors):
+        return None
+    first = (errors() or [{}])[0]
+    field = param.opts[0] if getattr(param, "opts", None) else str(param.name).upper()
+    if "input" not in first:
+        return None
+    value = first["input"]
+    try:
+        shown = value if isinstance(value, str) and float(value) == float(value) else repr(value)  # -1, not '-1'
+    except ValueError:
+        shown = repr(value)
+    kind = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    low, high = getattr(param, "min", None), getattr(param, "max", None)
+    what = {int: "an integer", float: "a number"}.get(kind)
+    if what is None:
+        return f"Invalid {field}: {shown} ({first.get('msg', 'not accepted')})"
+    if low is not None and high is not None:
+        what += f" in [{low}, {high}]"
+    elif low is not None or high is not None:
+        what += f" >= {low}" if low is not None else f" <= {high}"
+    return f"Invalid {field}: {shown} (allowed: {what})"
+
+
 def warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                  file: Any = None, line: str | None = None) -> None:
     """``warnings.showwarning`` for the command line: one ``warning: ...`` line, no source file or code line."""
@@ -239,6 +271,20 @@ def parse_batch_size(text: str) -> int | str | None:
         raise ConfigError(f"Invalid --batch-size: {text!r} (allowed: a positive integer, 'full' or 'auto')") from None
     check_run_settings(batch_size=value, names={"batch_size": "--batch-size"})  # the range train uses too
     return value
+
+
+def problem_for(problem: str | None, data: Path | None) -> str:
+    """``--problem``, or the one ``--data`` implies (npz for an ``.npz`` file, else csv); digits-mlp without both.
+
+    Example:
+        >>> problem_for(None, Path("tiny.csv")), problem_for(None, None), problem_for("iris", None)
+        ('csv', 'digits-mlp', 'iris')
+    """
+    if problem is not None:
+        return problem
+    if data is None:
+        return "digits-mlp"
+    return "npz" if data.suffix.lower() == ".npz" else "csv"
 
 
 #: the data options a problem may take, by their command-line flag

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from ravine.commands.common import (DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir, parse_batch_size,
-                                   print_table, problem_options)
+                                   print_table, problem_for, problem_options)
 from ravine.commands.progress import run_bars
 from ravine.errors import ConfigError, DivergenceError, check_range
 
@@ -135,7 +135,8 @@ def _print_summary(results: Any) -> None:
 
 
 def compare(
-    problem: Annotated[str, typer.Option(help="Problem name (see `ravine problems`).")] = "digits-mlp",
+    problem: Annotated[str | None, typer.Option(help="Problem name (see `ravine problems`; default: csv or npz with "
+                                                     "--data, else digits-mlp).")] = None,
     optimizers: Annotated[str, typer.Option(help="Comma list of optimizer names (see `ravine optimizers`); "
                                                  "default: sgd, momentum, nesterov, adagrad, rmsprop, adam.",
                                             show_default=False)] =
@@ -179,6 +180,8 @@ def compare(
     report.html (self-contained, figures embedded), figures/*.png and runs/<optimizer>/ with the metric files.
     Ctrl-C writes what finished; --resume finishes the rest.
     """
+
+    problem = problem_for(problem, data)
 
     def run() -> None:
         from ravine import problems

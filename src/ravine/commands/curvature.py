@@ -36,7 +36,7 @@ def curvature(
                                                           "repeat.")] = None,
     out: OutOpt = None,
     seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     debug: DebugOpt = False,
 ) -> None:
     """Hessian of a problem's training loss: extreme eigenvalues, trace, density, κ, saddle or minimum, Taylor step.
@@ -137,6 +137,12 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _load_weights(model: Any, weights: dict[str, Any], path: Path) -> None:
+    from ravine.train.checkpoint import weights_mismatch
+
+    why = weights_mismatch(model, weights)
+    if why is not None:
+        raise CheckpointError(f"Invalid --checkpoint: {path} does not fit the problem's model ({why}; allowed: a "
+                              "checkpoint of the same problem, with the same --option values)")
     try:
         model.load_state_dict(weights)
     except (RuntimeError, KeyError) as exc:

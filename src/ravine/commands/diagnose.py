@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from ravine.commands.common import (DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir,
-                                   parse_batch_size, problem_options)
+                                   parse_batch_size, problem_for, problem_options)
 from ravine.commands.progress import run_bars
 from ravine.errors import ConfigError
 
@@ -28,8 +28,8 @@ def _parse_lr(text: str | None) -> float | None:
 
 
 def diagnose(
-    problem: Annotated[str, typer.Option(help="Problem name (see `ravine problems`); csv / npz with --data.")]
-    = "digits-mlp",
+    problem: Annotated[str | None, typer.Option(help="Problem name (see `ravine problems`; default: csv or npz with "
+                                                     "--data, else digits-mlp).")] = None,
     optimizer: Annotated[str, typer.Option(help="Optimizer name (see `ravine optimizers`).")] = "sgd",
     lr: Annotated[str | None, typer.Option(help="Learning rate (default: the problem's for the optimizer).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the problem's).")] = None,
@@ -66,6 +66,8 @@ def diagnose(
     "findings"}}}) and report.html (figures embedded). Exit 0 on success, 2 on bad input.
     """
 
+    problem = problem_for(problem, data)
+
     def run() -> None:
         from ravine import problems
         from ravine.diagnostics.run import diagnose as diagnose_fn
@@ -94,9 +96,10 @@ def diagnose(
 
 
 def _print(result: dict[str, Any]) -> None:
+    model = "".join(f" · {key} {escape(str(result[key]))}" for key in ("activation", "init")
+                    if result.get(key) is not None)  # a linear model has neither
     console.print(f"[bold]ravine diagnose[/] · {escape(result['problem'])} · {escape(result['optimizer'])} "
-                  f"lr {result['lr']:.4g} · {result['epochs']} epochs · activation {escape(str(result['activation']))}"
-                  f" · init {escape(str(result['init']))}", highlight=False)
+                  f"lr {result['lr']:.4g} · {result['epochs']} epochs{model}", highlight=False)
     for f in result["findings"]:
         since = "" if f.get("began_at") is None else f" (since {f['unit']} {f['began_at']})"
         console.print(f"[bold]{escape(f['kind'])}[/]{since}: {escape(f['message'])}", highlight=False,

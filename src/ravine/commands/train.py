@@ -20,7 +20,8 @@ ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in -
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Start over in an --out that already holds a run "
                                                               "(its run files are deleted first).")]
 NprocOpt = Annotated[int | None, typer.Option("--nproc", help="Data-parallel processes (DDP; default: config's).")]
-SeedOverride = Annotated[int | None, typer.Option("--seed", help="Random seed (default: the config's).")]
+SeedOverride = Annotated[int | None, typer.Option("--seed", min=0, max=2**32 - 1,
+                                                  help="Random seed, 0 to 2^32-1 (default: the config's).")]
 DeviceOverride = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:N or auto (default: config's).")]
 
 
@@ -83,6 +84,9 @@ def _run(config: Path, resume: bool, overwrite: bool, nproc: int | None, out: Pa
     if resume and overwrite:
         raise ConfigError("Invalid --overwrite: together with --resume (allowed: one of the two)")
     cfg = load_config(config, seed=seed, device=device, nproc=nproc)
+    if resume and out is not None and not out.is_dir():  # refused before out_dir would create it
+        raise ConfigError(f"Invalid --resume: {out} holds no checkpoint.pt (no such folder; allowed: the --out of an "
+                          "earlier `ravine train`)")
     folder = out_dir(out, "train")
     _claim_folder(folder, resume, overwrite)
     is_rank0 = os.environ.get("RANK", "0") == "0"

@@ -14,14 +14,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ravine.commands.common import (DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir,
-                                   parse_batch_size)
+                                   parse_batch_size, problem_for)
 from ravine.errors import ConfigError
 
 METHOD_HELP = "range-test, grid, random, log-then-fine or optuna."
 
 
 def tune(
-    problem: Annotated[str, typer.Option(help="Problem name (see `ravine problems`).")] = "digits-mlp",
+    problem: Annotated[str | None, typer.Option(help="Problem name (see `ravine problems`; default: csv or npz with "
+                                                     "--data, else digits-mlp).")] = None,
     optimizer: Annotated[str, typer.Option(help="A first-order optimizer (see `ravine optimizers`).")] = "adam",
     method: Annotated[str, typer.Option(help=METHOD_HELP)] = "log-then-fine",
     space: Annotated[list[str] | None, typer.Option(
@@ -58,6 +59,8 @@ def tune(
     "storage", "study", "wall_time"}), report.html and figures/*.png (loss vs lr, lr sensitivity, parallel
     coordinates).
     """
+
+    problem = problem_for(problem, data)
 
     def run() -> None:
         from ravine import problems

@@ -55,8 +55,9 @@ def read_idx(path: str | Path) -> np.ndarray:
             raw = gzip.decompress(raw)
     except FileNotFoundError:
         raise DataError(f"IDX file not found: {path}") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read IDX file {path}: {exc}") from None
+    except (OSError, EOFError) as exc:  # gzip's BadGzipFile is an OSError without strerror
+        why = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"Invalid data_dir: cannot read the IDX file {path} ({why})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
         raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
     ndim, dtype = raw[3], np.dtype(_IDX_TYPES[raw[2]])
@@ -100,14 +101,17 @@ def load_mnist(data_dir: str | Path, variant: str = "mnist", limit: int | None =
         raise unknown_name("IDX dataset", variant, _SUBDIRS)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise DataError(f"data_dir not found: {data_dir} (it should hold the {variant} IDX files)")
+        what = "a file" if data_dir.exists() else "no such folder"
+        raise DataError(f"Invalid data_dir: {str(data_dir)!r} ({what}; allowed: a folder holding the {variant} IDX "
+                        f"files {', '.join(stem + '[.gz]' for stem in MNIST_FILES.values())})")
     arrays = {}
     for key, stem in MNIST_FILES.items():
         found = _find(data_dir, variant, stem)
         if found is None:
             looked = ", ".join(f"{stem}[.gz]" for stem in MNIST_FILES.values())
-            raise DataError(f"{variant}: {stem}[.gz] not found in {data_dir} (looked for {looked}, "
-                            f"also under {', '.join(s + '/' for s in _SUBDIRS[variant] if s)})")
+            raise DataError(f"Invalid data_dir: {str(data_dir)!r} (no {stem}[.gz] in it; allowed: a folder "
+                            f"holding the {variant} IDX files {looked}, directly or under "
+                            f"{', '.join(s + '/' for s in _SUBDIRS[variant] if s)})")
         arrays[key] = read_idx(found)
     parts = []
     for split in ("train", "test"):

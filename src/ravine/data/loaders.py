@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from ravine.data.base import Dataset, Task
-from ravine.errors import ConfigError, DataError
+from ravine.errors import ConfigError, DataError, unknown_name
 
 TaskOpt = Literal["auto", "classification", "regression"]
 
@@ -33,13 +33,24 @@ def _check_task(task: str) -> str:
     return task
 
 
+def _check_file(path: Path, allowed: str) -> None:
+    """Refuse a data path that is missing or a folder, saying where it was looked for."""
+    if path.is_file():
+        return
+    where = "" if path.is_absolute() else f" in {Path.cwd()}"
+    what = "a folder" if path.is_dir() else f"no such file{where}"
+    raise DataError(f"Invalid data: {str(path)!r} ({what}; allowed: {allowed})")
+
+
 def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    _check_file(path, "a CSV file with a header row")
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"data file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"Invalid data: {str(path)!r} (byte {exc.start} is not UTF-8 text; allowed: a CSV text "
+                        "file in UTF-8)") from None
+    except OSError as exc:
+        raise DataError(f"Invalid data: {str(path)!r} (cannot read it: {exc.strerror or type(exc).__name__})") from None
     rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
     if not rows:
         raise DataError(f"{path} is empty")
@@ -124,7 +135,7 @@ def load_csv(path: str | Path, target: str | None = None, task: TaskOpt = "auto"
     header, body = _read_rows(path)
     target = header[-1] if target is None else str(target)
     if target not in header:
-        raise DataError(f"{path}: no target column {target!r}; columns: {', '.join(header)}")
+        raise unknown_name(f"target column of {path}", target, header, error=DataError)
     if len(header) < 2:
         raise DataError(f"{path}: needs at least one feature column besides the target {target!r}")
     columns = {name: [row[j] for row in body] for j, name in enumerate(header)}
@@ -186,8 +197,7 @@ def load_npz(path: str | Path, task: TaskOpt = "auto") -> Dataset:
             lengths, NaN values.
     """
     path, task = Path(path), _check_task(task)
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
+    _check_file(path, "an .npz file with arrays X and y")
     if not zipfile.is_zipfile(path):  # np.load would try it as .npy or a pickle and blame allow_pickle
         raise DataError(f"cannot read {path} as NPZ: not a zip archive (allowed: a file written by numpy.savez "
                         "with arrays X and y)")

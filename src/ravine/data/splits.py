@@ -10,6 +10,7 @@ convention; the formulas are in the docstrings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -64,8 +65,12 @@ def split_indices(n: int, y: np.ndarray | None = None, fractions: Sequence[float
     idx = np.arange(n)
     n_test = round(f_test * n)
     n_val = round(f_val * n)
+    if y is not None:  # first: its message says how many rows of each class a stratified split needs
+        _check_stratifiable(np.asarray(y), n_val, n_test, fractions)
     if n - n_test - n_val < 1 or n_val < 1 or (f_test > 0 and n_test < 1):
-        raise DataError(f"too few rows ({n}) for the split fractions {tuple(fractions)}")
+        need = _rows_needed(1, f_val, f_test)
+        raise DataError(f"Invalid data: {n} rows (too few for a {_percent(fractions)} train/val/test split; "
+                        f"allowed: at least {need} rows)")
     try:
         if n_test:
             rest, test = train_test_split(idx, test_size=n_test, random_state=seed, stratify=y)
@@ -73,9 +78,56 @@ def split_indices(n: int, y: np.ndarray | None = None, fractions: Sequence[float
             rest, test = idx, idx[:0]
         strat = None if y is None else y[rest]
         train, val = train_test_split(rest, test_size=n_val, random_state=seed + 1, stratify=strat)
-    except ValueError as exc:  # sklearn: "The least populated class in y has only 1 member ..."
-        raise DataError(f"cannot make a stratified split of {n} rows: {exc}") from None
+    except ValueError:  # a corner the check above does not foresee; scikit-learn's own text names no field
+        raise _too_small_to_stratify(np.asarray(y), fractions) from None
     return np.sort(train), np.sort(val), np.sort(test)
+
+
+def _percent(fractions: Sequence[float]) -> str:
+    return "/".join(f"{100 * f:g}" for f in fractions) + " %"
+
+
+def _rows_needed(k: int, f_val: float, f_test: float) -> int:
+    """The fewest rows whose train, validation and (when f_test > 0) test parts each get at least k rows."""
+    m = 1
+    while True:
+        n_test, n_val = round(f_test * m), round(f_val * m)
+        if n_val >= k and m - n_test - n_val >= k and (f_test == 0 or n_test >= k):
+            return m
+        m += 1
+
+
+def _per_class_needed(f_test: float) -> int:
+    """The fewest rows of one class that leave two of them for the train/validation split after the test part."""
+    c = 2
+    while c - math.ceil(c * f_test - 1e-9) < 2:
+        c += 1
+    return c
+
+
+def _too_small_to_stratify(y: np.ndarray, fractions: Sequence[float]) -> DataError:
+    _, f_val, f_test = (float(f) for f in fractions)
+    labels, counts = np.unique(y, return_counts=True)
+    need_rows = max(_rows_needed(len(labels), f_val, f_test), len(labels) * _per_class_needed(f_test))
+    return DataError(f"Invalid data: {len(y)} rows in {len(labels)} classes, the smallest with {int(counts.min())} "
+                     f"(too few for a stratified {_percent(fractions)} train/val/test split; allowed: at least "
+                     f"{_per_class_needed(f_test)} rows of every class and {need_rows} rows in all)")
+
+
+def _check_stratifiable(y: np.ndarray, n_val: int, n_test: int, fractions: Sequence[float]) -> None:
+    """Refuse, in plain words, what scikit-learn's stratified split would refuse in its own words.
+
+    Each part must hold at least one row of every class, and each class must keep two rows
+    for the train / validation split after the test rows are taken out.
+    """
+    n = len(y)
+    _, counts = np.unique(y, return_counts=True)
+    k = len(counts)
+    # a class of c rows gives at most ceil(c * n_test / n) of them to the test part (integers: no rounding)
+    enough = (n_val >= k and n - n_test - n_val >= k and (n_test == 0 or n_test >= k)
+              and all(int(c) + (-int(c) * n_test) // n >= 2 for c in counts))  # c - ceil(c·n_test/n)
+    if not enough:
+        raise _too_small_to_stratify(y, fractions)
 
 
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:

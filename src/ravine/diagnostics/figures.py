@@ -56,7 +56,8 @@ def activation_histograms(instruments: Mapping[str, Any]) -> Figure:
                     label=f"{label}: std {s['std']:.3g}")
             ax.set_title(f"layer {i + 1} ({s['kind']})", fontsize=9)
         ax.set_xlabel("activation value", fontsize=8)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.suptitle("Activation histograms by layer (dashed: initialization, solid: after training)", fontsize=10)
     fig.tight_layout()
     return fig

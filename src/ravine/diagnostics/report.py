@@ -86,7 +86,8 @@ def figures_of(result: Mapping[str, Any]) -> dict[str, Any]:
     figs = {"learning_curves": figures.learning_curves(result["history"])}
     ins = result.get("instruments")
     if ins:
-        figs["activation_histograms"] = figures.activation_histograms(ins)
+        if ins.get("probe_start") or ins.get("probe_end"):  # a linear model has no activation layer to draw
+            figs["activation_histograms"] = figures.activation_histograms(ins)
         if ins["steps"]:
             figs["gradient_norms"] = figures.gradient_norms(ins)
             figs["unit_health"] = figures.unit_health(ins)
@@ -102,8 +103,9 @@ def render(result: Mapping[str, Any], pngs: Mapping[str, bytes]) -> str:
     """The self-contained HTML page (figures embedded as base64 PNG)."""
     title = f"ravine diagnose · {result['problem']}"
     meta = (f"optimizer {result['optimizer']}, lr {result['lr']:.4g}, {result['epochs']} epochs, batch size "
-            f"{result.get('batch_size') or 'full'}, activation {result.get('activation')}, init {result.get('init')}, "
-            f"seed {result.get('seed')}, instruments every {result.get('every')} iterations")
+            f"{result.get('batch_size') or 'full'}, "
+            + "".join(f"{key} {result[key]}, " for key in ("activation", "init") if result.get(key) is not None)
+            + f"seed {result.get('seed')}, instruments every {result.get('every')} iterations")
     figs = []
     for name, png in pngs.items():
         data = base64.b64encode(png).decode("ascii")

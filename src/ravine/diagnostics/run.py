@@ -112,7 +112,9 @@ def diagnose(problem: str = "digits-mlp", optimizer: str = "sgd", *, lr: float |
         progress: ``progress(label) -> callback(done, total, info)`` for progress bars.
 
     Returns:
-        ``{"problem", "optimizer", "lr", "epochs", "batch_size", "activation", "init", "seed", "every",
+        ``{"problem", "optimizer", "lr", "epochs", "batch_size", "activation" (the option's value, else the
+        model's activation kinds; None for a model without any), "init" (None for a problem without the
+        option), "seed", "every",
         "device", "metric_name", "higher_is_better", "reference_error", "history", "instruments", "noise",
         "findings", "headline", "compare_inits", "wall_time"}`` (plain lists and numbers).
     """
@@ -133,6 +135,9 @@ def diagnose(problem: str = "digits-mlp", optimizer: str = "sgd", *, lr: float |
     main = _one_run(recipe, options, name, lr=lr, epochs=budget, batch_size=batch_size, seed=seed, device=dev,
                     every=every, noise=noise, progress=progress("training") if progress else None)
     resolved = {k: options.get(k, recipe.options.get(k)) for k in MODEL_OPTIONS}
+    if resolved["activation"] is None:  # a model without the option: name the activations it has, if any
+        kinds = list(dict.fromkeys(layer["kind"] for layer in main["instruments"]["layers"]))
+        resolved["activation"] = ", ".join(kinds) or None
     out: dict[str, Any] = {
         "problem": recipe.name, "optimizer": name, "lr": main["lr"], "epochs": budget, "batch_size": batch_size,
         "activation": resolved["activation"], "init": resolved["init"], "seed": seed, "every": every,

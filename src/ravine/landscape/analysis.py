@@ -121,6 +121,12 @@ def landscape(problem: str | None, checkpoint: str | Path | None = None, *, opti
     t0 = time.perf_counter()
     if state is not None:
         weights = state.get("model")
+        from ravine.train.checkpoint import weights_mismatch
+
+        why = weights_mismatch(inst.model, weights)
+        if why is not None:
+            raise CheckpointError(f"Invalid checkpoint: {checkpoint} does not fit problem {problem!r} ({why}; "
+                                  f"allowed: a checkpoint of {problem!r} with the same problem options)")
         try:
             inst.model.load_state_dict({k: v.to(inst.data.X_train.device) for k, v in weights.items()})
         except (RuntimeError, KeyError, TypeError, AttributeError):

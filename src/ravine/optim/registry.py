@@ -141,8 +141,6 @@ def create(name: str, params: Iterable[torch.Tensor] | Iterable[dict], **hyper: 
     allowed = set(entry.defaults) | set(entry.extra_keys)
     unknown = sorted(set(hyper) - allowed)
     if unknown:
-        raise HyperparameterError(
-            f"unknown hyperparameter {unknown[0]!r} for optimizer {entry.name!r}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
+        raise unknown_name(f"hyperparameter for optimizer {entry.name!r}", unknown[0], allowed,
+                           error=HyperparameterError)
     return entry.factory(params, **hyper)

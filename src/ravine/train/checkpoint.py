@@ -166,6 +166,34 @@ def _history_problem(history: Any, iteration: Any, epoch: Any) -> str | None:
     return None
 
 
+def weights_mismatch(model: torch.nn.Module, weights: Any) -> str | None:
+    """The first way ``weights`` (a checkpoint's ``model``) does not fit ``model``, in words; None when it fits.
+
+    ``load_state_dict``'s own error starts with "Error(s) in loading state_dict for
+    Sequential:" and puts the useful part on later lines; this says it in one clause.
+
+    Example:
+        >>> net = torch.nn.Linear(3, 2)
+        >>> weights_mismatch(net, {"weight": torch.zeros(4, 3), "bias": torch.zeros(2)})
+        "its weight has shape [4, 3], the model's [2, 3]"
+        >>> weights_mismatch(net, net.state_dict()) is None
+        True
+    """
+    if not isinstance(weights, dict):
+        return "it holds no model weights"
+    own = model.state_dict()
+    for name, tensor in own.items():
+        if name not in weights:
+            return f"it has no {name}"
+        shape = getattr(weights[name], "shape", None)
+        if shape is None:
+            return f"its {name} is not a tensor"
+        if tuple(shape) != tuple(tensor.shape):
+            return f"its {name} has shape {list(shape)}, the model's {list(tensor.shape)}"
+    extra = [name for name in weights if name not in own]
+    return f"it has {extra[0]}, which the model lacks" if extra else None
+
+
 def rng_state(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor | None]:
     """The RNG states a bit-identical resume needs.
 

@@ -46,7 +46,7 @@ from typing import Any
 
 import torch
 
-from ravine.errors import ConfigError, RavineError, check_int, check_range
+from ravine.errors import ConfigError, RavineError, UnknownNameError, check_int, check_range, unknown_name
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -128,7 +128,7 @@ class TrainConfig:
         allowed = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(raw) - set(allowed))
         if unknown:
-            raise ConfigError(f"unknown config key {unknown[0]!r} (allowed: {', '.join(allowed)})")
+            raise unknown_name("config key", unknown[0], allowed, error=ConfigError)
         if isinstance(raw.get("optimizer"), dict):  # [optimizer] table: name + hyperparameters
             table = dict(raw["optimizer"])
             if "name" not in table:
@@ -179,18 +179,18 @@ class TrainConfig:
             if get_problem is not None:
                 get_problem(self.problem)
         except RavineError as exc:
-            raise ConfigError(f"Invalid problem: {exc}") from None
+            raise _within("problem", exc) from None
         try:
             entry = optim.info(self.optimizer)
         except RavineError as exc:
-            raise ConfigError(f"Invalid optimizer: {exc}") from None
+            raise _within("optimizer", exc) from None
         if self.nproc > 1 and entry.closure not in ("none", "loss"):
             raise ConfigError(f"Invalid nproc: {self.nproc} for optimizer {entry.name!r} (closure {entry.closure!r}; "
                               "allowed with nproc > 1: optimizers whose step needs the gradient or a loss closure)")
         try:
             optim.create(self.optimizer, [probe], **{**self.hyper, **({"lr": self.lr} if self.lr is not None else {})})
         except RavineError as exc:
-            raise ConfigError(f"Invalid [hyper]: {exc}") from None
+            raise _within("[hyper]", exc) from None
         for table in self.schedule:
             hyper = {k: v for k, v in table.items() if k != "name"}
             try:
@@ -199,7 +199,7 @@ class TrainConfig:
                     raise ConfigError(f"Invalid name: {name!r} (allowed: one of {', '.join(schedules.names())})")
                 schedules.create(name, torch.optim.SGD([probe], lr=0.1, momentum=0.9), **hyper)
             except RavineError as exc:
-                raise ConfigError(f"Invalid [schedule]: {exc}") from None
+                raise _within("[schedule]", exc) from None
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data (stored in checkpoints)."""
@@ -223,6 +223,21 @@ class TrainConfig:
                 "dtype": DTYPES[self.dtype], "ema": self.ema, "eval_every": self.eval_every or None,
                 "divergence_factor": self.divergence_factor, "problem_options": dict(self.problem_options),
                 "config": self.to_dict()}
+
+
+def _within(section: str, exc: RavineError) -> ConfigError:
+    """``exc`` as a ConfigError that names the config section, without saying "Invalid" twice.
+
+    Example:
+        >>> str(_within("[hyper]", ConfigError("Invalid momentum: 1.5 (allowed: 0 <= momentum < 1)")))
+        'Invalid [hyper] momentum: 1.5 (allowed: 0 <= momentum < 1)'
+    """
+    text = str(exc)
+    if isinstance(exc, UnknownNameError) or text.startswith(f"Invalid {section}"):  # names its field already
+        return ConfigError(text)
+    if text.startswith("Invalid "):
+        return ConfigError(f"Invalid {section} {text[len('Invalid '):]}")
+    return ConfigError(f"Invalid {section}: {text}")
 
 
 def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:

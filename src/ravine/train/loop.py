@@ -37,7 +37,8 @@ from ravine.errors import CheckpointError, ClosureError, ConfigError, Divergence
 from ravine.data import Splits
 from ravine.problems import ProblemInstance
 from ravine.train import distributed as ddp
-from ravine.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ravine.train.checkpoint import (CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
+                                     weights_mismatch)
 from ravine.train.metrics import MetricsWriter
 from ravine.train.results import History, TestResult, TrainingInterrupted
 from ravine.train.spec import RunSpec, resolve_spec
@@ -691,6 +692,10 @@ class _Trainer:
         path = self.ckpt_path
         ckpt = load_checkpoint(path)
         self._check_compatible(ckpt.get("config"), path)
+        why = weights_mismatch(self.model, ckpt.get("model"))
+        if why is not None:
+            raise CheckpointError(f"Invalid checkpoint: {path} does not fit this run's model ({why}; allowed: the "
+                                  "checkpoint of a run of the same problem and problem options)")
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -706,7 +711,8 @@ class _Trainer:
             raise CheckpointError(f"checkpoint {path} does not fit this model / optimizer ({detail})") from None
         set_rng_state(rng, self.shuffle_gen, self.device)
         if self.epoch > self.epochs:
-            raise CheckpointError(f"checkpoint {path} is at epoch {self.epoch}, past epochs={self.epochs}")
+            raise CheckpointError(f"Invalid epochs: {self.epochs} (checkpoint {path} is at epoch {self.epoch} already; "
+                                  f"allowed when resuming: epochs >= {self.epoch})")
         last = self.history.epochs.grad_evals[-1] if self.history.epochs.grad_evals else 0.0
         self.grad_evals = last if math.isfinite(last) else 0.0
         times = self.history.epochs.time
@@ -718,8 +724,8 @@ class _Trainer:
         for key in _RESUME_KEYS:
             if saved.get(key) != self.run_config[key]:
                 raise CheckpointError(
-                    f"checkpoint {path} was written with {key}={saved.get(key)!r}; this run has "
-                    f"{key}={self.run_config[key]!r} (resume needs the same settings; only epochs may change)")
+                    f"Invalid {key}: {self.run_config[key]!r} (checkpoint {path} was written with {key}="
+                    f"{saved.get(key)!r}; allowed when resuming: the checkpoint's settings, only epochs may change)")
 
     # --- one optimizer step per closure kind -----------------------------------------------------
 

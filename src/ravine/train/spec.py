@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ravine.errors import ConfigError, check_int, check_range
+from ravine.errors import ConfigError, check_int, check_range, unknown_name
 
 MAX_EPOCHS = 100_000
 DTYPES = ("float32", "float64")
@@ -291,8 +291,7 @@ def resolve_spec(problem: Any, optimizer: str, *, lr: float | None = None, batch
     if recipe is not None:
         unknown = sorted(set(options) - set(recipe.options))
         if unknown:
-            allowed = ", ".join(sorted(recipe.options)) or "none"
-            raise ConfigError(f"unknown option {unknown[0]!r} for problem {recipe.name!r}; allowed: {allowed}")
+            raise unknown_name(f"option for problem {recipe.name!r}", unknown[0], recipe.options, error=ConfigError)
         options = {**recipe.options, **options}
     elif options:
         raise ConfigError("problem_options only apply to a problem given by name")
