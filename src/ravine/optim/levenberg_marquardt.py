@@ -66,7 +66,8 @@ from ravine.errors import (ClosureError, DivergenceError, HyperparameterError, R
 from ravine.optim._flat import FlatParamOptimizer, distributed_world
 from ravine.optim._jacobian import JacMode, check_jacobian_memory, flat_jacobian, params_jacobian
 from ravine.optim.registry import OptimizerInfo
-from ravine.optim.result import STATUS_FTOL, STATUS_GTOL, STATUS_MAX_ITER, STATUS_XTOL, OptimizeResult
+from ravine.optim.result import (STATUS_FAILED, STATUS_FTOL, STATUS_GTOL, STATUS_MAX_ITER, STATUS_XTOL,
+                                 OptimizeResult)
 
 Method = Literal["lm", "gn", "levenberg", "levenberg-marquardt", "gauss-newton"]
 METHODS = {"lm": "levenberg-marquardt", "gn": "gauss-newton", "levenberg": "levenberg"}
@@ -300,6 +301,49 @@ def gradient_cosine(J: torch.Tensor, r: torch.Tensor, g: torch.Tensor, col_sq: t
     col = ((J * J).sum(0) if col_sq is None else col_sq).sqrt()
     # zero columns carry no direction: 0 there (torch.where, no boolean indexing: fewer small ops)
     return float(torch.where(col > 0, g.abs() / (col * r_norm), 0.0).max())
+
+
+def converged_at(J: torch.Tensor, r: torch.Tensor, g: torch.Tensor, x: torch.Tensor, cost: float,
+                 scale_sq: torch.Tensor) -> tuple[int, str] | None:
+    """(status, message) when θ is a least-squares minimum to rounding, else None (SciPy's codes).
+
+    For a step in which no trial lowered the loss: was there nothing left to gain (converged), or
+    could the steps not find a decrease that exists (stalled: a wrong Jacobian, a λ at its cap)?
+    The tests do not depend on λ, which grows with every failure:
+
+    - gtol (1): max_j |(Jᵀr)_j| / (‖J_j‖ ‖r‖) ≤ √eps — r orthogonal to the columns of J; also r = 0;
+    - ftol (2): the Gauss–Newton step δ₀ (λ = 0) promises at most 64 eps of the cost, the
+      rounding level of ½‖r‖²;
+    - xtol (3): ‖D δ₀‖ ≤ √eps (‖D θ‖ + √eps) — the undamped step is lost in θ's rounding
+      (a consistent system solved exactly, whose r is rounding noise).
+
+    A wrong Jacobian fails all three away from the minimum: its gradient and its δ₀ are not small.
+
+    Example:
+        >>> A = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], dtype=torch.float64)
+        >>> b = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+        >>> x = torch.linalg.lstsq(A, b.unsqueeze(1)).solution.squeeze(1)
+        >>> r = A @ x - b
+        >>> converged_at(A, r, A.T @ r, x, 0.5 * float(r @ r), torch.ones(2, dtype=torch.float64))[0]
+        1
+        >>> r0 = -b
+        >>> converged_at(A, r0, A.T @ r0, torch.zeros(2, dtype=torch.float64), 0.5 * float(r0 @ r0),
+        ...              torch.ones(2, dtype=torch.float64)) is None
+        True
+    """
+    eps = torch.finfo(J.dtype).eps
+    tol = math.sqrt(eps)
+    if cost == 0.0 or gradient_cosine(J, r, g) <= tol:
+        return STATUS_GTOL, f"gtol: the residual is orthogonal to the columns of J (within {tol:.2g}); converged"
+    delta0 = gauss_newton_step(J, r)
+    if not bool(torch.isfinite(delta0).all()):
+        return None
+    if predicted_decrease(J, g, delta0) <= _NOISE * eps * cost:
+        return STATUS_FTOL, "ftol: the Gauss-Newton step promises no decrease above rounding; converged"
+    d = scale_sq.sqrt()
+    if float((d * delta0).norm()) <= tol * (float((d * x).norm()) + tol):
+        return STATUS_XTOL, f"xtol: the Gauss-Newton step is below {tol:.2g} of the parameters; converged"
+    return None
 
 
 # ---------------------------------------------------------------- the functional solver
@@ -976,11 +1020,12 @@ class _LeastSquaresOptimizer(FlatParamOptimizer):
                                   "lower lr or check the model")
         x, g, cost = self._flat_params(), J.mT @ r, 0.5 * float(r @ r)
         damp, lr = self._damping(params, J), self._lr_vector(x)
+        lam_before, nu_before = damp.lam, damp.nu
         nfev, accepted, pred = 0, False, 0.0
         for _ in range(int(group["max_tries"])):
             delta = lr * damp.propose(J, r)
             pred = predicted_decrease(J, g, delta)
-            if pred <= 0:  # g = 0: nothing to gain
+            if pred <= 0:  # g = 0 (or lr > 2 overshoots the model's minimum): no trial can be accepted
                 break
             self._set_flat(x - delta)
             r_new = gather_rows(self._residuals(closure, m, "the closure"))
@@ -992,11 +1037,21 @@ class _LeastSquaresOptimizer(FlatParamOptimizer):
                 accepted = True
                 break
             self._set_flat(x)
+        verdict = None if accepted else converged_at(J, r, g, x, cost, damp.scale_sq)
+        if verdict is not None:  # at the minimum to rounding: the failed trials carry no news about λ
+            damp.lam, damp.nu = lam_before, nu_before
         self._save(params, damp, step=1, nfev=nfev + 1, njev=1)
-        # no trial lowered the loss although the model promised a decrease: say so (GN: its halvings ran out)
-        noise = _NOISE * torch.finfo(x.dtype).eps * cost  # a promised decrease at rounding level is convergence
-        self._set_stalled(not accepted and pred > noise,
-                          f"{int(group['max_tries'])} trial steps in a row raised the loss ½‖r‖² = {cost:.6g}"
+        if accepted:
+            self._finish(STATUS_MAX_ITER, "a step lowered the loss; not converged yet")
+        elif verdict is not None:
+            self._finish(*verdict)
+        else:
+            self._finish(STATUS_FAILED, "no trial step lowered the loss, away from a minimum")
+        # no trial lowered the loss although θ is not at a minimum: say so (GN: its halvings ran out)
+        self._set_stalled(not accepted and verdict is None,
+                          f"{int(group['max_tries'])} trial steps in a row did not lower the loss ½‖r‖² = "
+                          f"{cost:.6g} although the gradient is not small (‖Jᵀr‖∞ = {float(g.abs().max()):.3g}): "
+                          "λ needs more increases than max_tries allows, or the closure's derivatives are wrong"
                           + ("; raise max_tries or use levenberg-marquardt" if self._key == "gn" else
                              "; raise max_tries"))
         return torch.tensor(cost, dtype=x.dtype, device=x.device)
