@@ -9,11 +9,16 @@ vector ``r`` with Jacobian ``J``, gradient ``g = Jᵀr``. Each step solves
   maximum over the iterations, as MINPACK does, so the scaling never shrinks),
 
 and moves θ ← θ − ε δ. The damped systems are solved as the least-squares
-problem ``min ‖[J; √λ D] δ − [r; 0]‖`` by QR of the stacked matrix — the same
-solution as the normal equations, without squaring J's condition number (NIST's
-Lanczos, Thurber and MGH10 need that accuracy). When there are fewer residuals
-than parameters (m < n) the solve happens in the m x m space instead:
+problem ``min ‖[J; √λ D] δ − [r; 0]‖`` — the same solution as the normal
+equations, without squaring J's condition number (NIST's Lanczos, Thurber and
+MGH10 need that accuracy): for n ≤ 128 (and m ≥ n) from one factorization per
+Jacobian, J D⁻¹ = U S Vᵀ, after which each trial λ costs a few n-vector
+operations (:class:`Spectral`, as MINPACK factors J once and solves each trial
+in the n x n space); for larger n by QR of the stacked matrix. When there are
+fewer residuals than parameters (m < n) the solve happens in the m x m space instead:
 ``δ = D⁻²Jᵀ y`` with ``(J D⁻² Jᵀ + λ I) y = r``. No inverse is ever formed.
+The functional solver runs small problems (n ≤ 128, m ≥ n) on the host in
+float64 NumPy around the torch residual and Jacobian (:func:`_solve_host`).
 
 λ is adapted after every trial step (trust-region logic). With the gain ratio
 ρ = (actual decrease of F) / (decrease predicted by the linear model), a step
@@ -361,6 +366,17 @@ def _finite(r: torch.Tensor) -> bool:
     # A sum is finite only if every term is (inf/nan propagate), and summing is ~15x cheaper than
     # isfinite().all() on a large J; the exact test only runs when the sum is not finite (or overflowed).
     return bool(torch.isfinite(r.sum())) or bool(torch.isfinite(r).all())
+
+
+def _svd(K: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """K = U diag(s) Vh (thin), by LAPACK's gesdd called directly: ``numpy.linalg.svd`` spends
+    more in its Python checks than LAPACK spends on NIST's 6 x 2 to 250 x 9 matrices."""
+    from scipy.linalg.lapack import dgesdd  # lazily: importing ravine.optim does not load SciPy
+
+    u, s, vh, info = dgesdd(K, compute_uv=1, full_matrices=0)
+    if info != 0:  # did not converge (or a bad argument): NumPy's driver raises a LinAlgError with the reason
+        return np.linalg.svd(K, full_matrices=False)
+    return u, s, vh
 
 
 def _host(t: torch.Tensor) -> np.ndarray:
@@ -745,8 +761,9 @@ def _host_iterations(residual_fn: Callable, jac_fn: Callable, x: torch.Tensor, r
                 status, message = STATUS_GTOL, "gtol: residual orthogonal to the columns of J"
                 break
             d = np.sqrt(scale_sq)
-            x_norm = float(np.linalg.norm(d * xh))
-            U, s, Vh = np.linalg.svd(J / d, full_matrices=False)
+            dx = d * xh
+            x_norm = math.sqrt(float(dx @ dx))
+            U, s, Vh = _svd(J / d)
             sc, s2, V_d = s * (U.T @ rh), s * s, Vh.T / d[:, None]
         new_point = False
         if nfev >= tol.max_nfev:
@@ -760,8 +777,8 @@ def _host_iterations(residual_fn: Callable, jac_fn: Callable, x: torch.Tensor, r
         if stop is not None:
             status, message = stop
             break
-        delta_h = V_d @ y
-        x_new = x - torch.from_numpy(delta_h).to(x)
+        xh_new = xh - V_d @ y
+        x_new = torch.from_numpy(xh_new).to(x)
         with no_grad:
             r_new = _check_residual(residual_fn(x_new), m, "residual_fn")
         nfev += 1
@@ -780,10 +797,10 @@ def _host_iterations(residual_fn: Callable, jac_fn: Callable, x: torch.Tensor, r
                 rho, stop = -math.inf, None
             else:
                 accepted, new_point = True, True
-                x, xh, r, rh, cost = x_new, xh - delta_h, r_new, rh_new, cost - actual
+                x, xh, r, rh, cost = x_new, xh_new, r_new, rh_new, cost - actual
                 J_t, J, col_sq = J_new_t, J_new, col_sq_new
                 nit += 1
-                if not (np.isfinite(col_sq).all() or np.isfinite(J).all()):
+                if not (math.isfinite(float(col_sq.sum())) or np.isfinite(J).all()):
                     raise DivergenceError(f"Jacobian became non-finite (nan or inf) at iteration {nit}")
         # Damping.update, step for step
         lam_before = lam
@@ -917,8 +934,11 @@ class _LeastSquaresOptimizer(FlatParamOptimizer):
     λ grows after each failure). The solve is joint over all parameter groups;
     each group's ``lr`` (ε) scales its part of δ; λ settings come from the
     first group. λ, ν, D² and the counters live in ``state`` (``state_dict``
-    round-trips them). A step in which no trial lowers the loss sets
-    ``state["stalled"]`` (one warning). Under ``torch.distributed`` each rank's
+    round-trips them). ``state["status"]`` / ``state["message"]`` say how the last step
+    ended, with SciPy's codes: 0 a step was accepted; 1, 2, 3 no trial lowered the loss
+    because θ is a minimum to rounding (gtol / ftol / xtol of :func:`converged_at`: λ is
+    then left as it was, and there is no warning); −1 no trial lowered the loss away from a
+    minimum, which also sets ``state["stalled"]`` (one warning; the trainer stops). Under ``torch.distributed`` each rank's
     residuals and Jacobian rows are gathered, so every rank solves the
     full-batch system (loss ½‖r‖² summed over all shards).
     """
