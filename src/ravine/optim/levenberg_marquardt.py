@@ -217,7 +217,8 @@ def lambda_for_radius(J: torch.Tensor, r: torch.Tensor, scale_sq: torch.Tensor, 
     return _lambda_for_norm(c, s * s, radius, lam_low)
 
 
-def _lambda_for_norm(sc: torch.Tensor | np.ndarray, s2: torch.Tensor | np.ndarray, radius: float, lam_low: float) -> float:
+def _lambda_for_norm(sc: torch.Tensor | np.ndarray, s2: torch.Tensor | np.ndarray, radius: float,
+                     lam_low: float) -> float:
     # ‖sc / (s2 + λ)‖ = radius by bisection on log λ. The ~20-60 evaluations run on host float64
     # arrays: a NumPy expression on n ≤ 1024 numbers costs a fraction of a torch call.
     sc_h, s2_h = (_host(t) if isinstance(t, torch.Tensor) else t for t in (sc, s2))
@@ -940,9 +941,9 @@ class _LeastSquaresOptimizer(FlatParamOptimizer):
     ended, with SciPy's codes: 0 a step was accepted; 1, 2, 3 no trial lowered the loss
     because θ is a minimum to rounding (gtol / ftol / xtol of :func:`converged_at`: λ is
     then left as it was, and there is no warning); −1 no trial lowered the loss away from a
-    minimum, which also sets ``state["stalled"]`` (one warning; the trainer stops). Under ``torch.distributed`` each rank's
-    residuals and Jacobian rows are gathered, so every rank solves the
-    full-batch system (loss ½‖r‖² summed over all shards).
+    minimum, which also sets ``state["stalled"]`` (one warning; the trainer stops). Under
+    ``torch.distributed`` each rank's residuals and Jacobian rows are gathered, so every rank
+    solves the full-batch system (loss ½‖r‖² summed over all shards).
     """
 
     _key = "lm"
