@@ -19,7 +19,8 @@ lbfgs, gauss-newton, levenberg, levenberg-marquardt). It owns, once for all of t
   or gathered (residuals and Jacobian rows) across ranks, so every rank takes the same step, the
   one a single process takes on the union of the shards (equal shard sizes; see
   :meth:`FlatParamOptimizer.mean_across_ranks`);
-- ``state["stalled"]``: True after a step that could not lower the loss, with one warning.
+- ``state["stalled"]``: True after a step that could not lower the loss although θ is not at a
+  minimum (a step that fails only because θ has converged is not a stall), with one warning.
 
 :class:`DescentMethod` is the iteration of Newton, Newton-CG, BFGS and L-BFGS: a direction
 (``_direction``), then a line search (:mod:`ravine.optim.line_search`), with hooks for the
