@@ -41,7 +41,7 @@ from ravine.errors import ClosureError, HyperparameterError, check_int, check_ra
 from ravine.optim.first_order import _CheckedGroups, check_hyperparameters, split_params
 from ravine.optim.line_search import (LineSearchResult, backtracking, check_finite, converged, loss_value,
                                       strong_wolfe)
-from ravine.optim.result import STATUS_FAILED, STATUS_GTOL, STATUS_MAX_ITER
+from ravine.optim.result import STATUS_FAILED, STATUS_FTOL, STATUS_GTOL, STATUS_MAX_ITER
 
 _REAL_DTYPES = (torch.float32, torch.float64)
 
@@ -189,6 +189,14 @@ class FlatParamOptimizer(_CheckedGroups, torch.optim.Optimizer):
         if stalled and not state.get("stall_warned", False):
             state["stall_warned"] = True
             warnings.warn(f"{self.method_name} cannot decrease the loss: {why}", RuntimeWarning, stacklevel=3)
+
+
+def at_rounding_floor(f: float, predicted_change: float, dtype: torch.dtype) -> bool:
+    """True when a step's first-order predicted change of the loss, t₀·gᵀd, is too small to show
+    in f at this precision: |t₀·gᵀd| ≤ 64·eps·max(|f|, tiny). A line search that then finds no
+    decrease is at a minimum to rounding (converged), not stalled."""
+    info = torch.finfo(dtype)
+    return abs(predicted_change) <= 64 * info.eps * max(abs(f), info.tiny)
 
 
 # ------------------------------------------------------------------------------- descent methods
@@ -360,9 +368,13 @@ class DescentMethod(FlatParamOptimizer):
             point = None  # free the double-backward graph before the line search
             ls = self._line_search(closure, f, g, d, gtd, t0)
             if ls.t == 0.0:
-                status, message = STATUS_FAILED, "line search found no decrease (at the precision limit?)"
-                stalled = True
                 point = Point(f, g)
+                if at_rounding_floor(f, gtd * t0, g.dtype):
+                    status, message = STATUS_FTOL, ("ftol: the first trial's predicted decrease is below the "
+                                                    "loss's rounding; a minimum to this precision")
+                else:
+                    status, message = STATUS_FAILED, "line search found no decrease, away from a minimum"
+                    stalled = True
                 break
             state["n_iter"] += 1
             state["prev_loss"] = f

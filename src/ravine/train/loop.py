@@ -658,7 +658,20 @@ class _Trainer:
             cb.on_epoch_end(state)
         self._save(epoch)
         self._report_progress()
-        return state.stop or self._stalled(epoch)
+        return state.stop or self._stalled(epoch) or self._converged(epoch)
+
+    def _converged(self, epoch: int) -> bool:
+        """A full-batch least-squares solver whose last step found θ a minimum to rounding
+        (``state["status"]`` 1, 2 or 3: gtol / ftol / xtol, as SciPy's codes): further epochs would
+        only repeat the rejected trials, so stop and say so. A minibatch step proves nothing about
+        the whole training loss, so only full-batch runs stop."""
+        if not self.spec.full_batch:
+            return False
+        done = [s for s in self.optimizer.state.values() if isinstance(s, dict) and s.get("status") in (1, 2, 3)]
+        if not done:
+            return False
+        self.history.message = f"converged at epoch {epoch}: {self.opt_name} {done[0].get('message', '')}".rstrip()
+        return True
 
     def _stalled(self, epoch: int) -> bool:
         """A second-order solver that reports ``state["stalled"]`` cannot lower the loss: stop, and say so."""
