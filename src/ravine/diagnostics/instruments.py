@@ -75,10 +75,11 @@ def _std_mean(o: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     tensors. ``std()`` returns the same bits; ``std_mean``'s mean is a float64 Welford mean
     rounded to float32, and so is a float64-accumulated mean (equal in all 400 random cases
     checked; they could differ only where the exact mean lies within ~1e-16 of a float32
-    rounding boundary). Other devices keep the one fused kernel.
+    rounding boundary). Other devices keep the one fused kernel. The CPU mean comes back in
+    float64: :meth:`Instruments.result` rounds all of a layer's means to float32 in one call.
     """
     if o.device.type == "cpu":
-        return o.std(), o.mean(dtype=torch.float64).to(o.dtype)
+        return o.std(), o.mean(dtype=torch.float64)
     std, mean = torch.std_mean(o)
     return std, mean
 
@@ -208,7 +209,7 @@ class _ActRecord:
         self.mean: list[torch.Tensor] = []
         self.std: list[torch.Tensor] = []
         self.hist: list[torch.Tensor] = []
-        self.dead: list[torch.Tensor] = []
+        self.dead: list[torch.Tensor] = []  # per report: each unit's maximum since the previous report
         self.saturated: list[torch.Tensor] = []
         self.grad_rms: list[torch.Tensor] = []
         self.range: tuple[float, float] | None = RANGES.get(kind)
@@ -219,13 +220,17 @@ class _ActRecord:
         if len(self.peaks) >= PEAK_ROWS:  # a long interval: fold, so memory stays bounded
             self.peaks = [torch.stack(self.peaks).amax(dim=0)]
 
-    def take_dead(self) -> torch.Tensor | None:
-        """Fraction of units whose every maximum since the last report is ≤ 0; starts the next interval."""
+    def take_peak(self) -> torch.Tensor | None:
+        """Each unit's maximum since the last report (None: no forward seen); starts the next interval.
+
+        A unit is dead over the interval when this is ≤ 0; :meth:`Instruments.result` turns all
+        reports' rows into fractions in one call.
+        """
         if not self.peaks:
             return None
         peak = self.peaks[0] if len(self.peaks) == 1 else torch.stack(self.peaks).amax(dim=0)
         self.peaks = []
-        return (peak <= 0).float().mean()
+        return peak
 
 
 class Instruments(Callback):
@@ -297,9 +302,9 @@ class Instruments(Callback):
         rec.hist.append(torch.histc(o, self.bins, *rec.range))
         if rec.kind in SATURATION:  # the others have none: zeros are filled in by result()
             rec.saturated.append(saturated_fraction(o, rec.kind))
-        dead = rec.take_dead() if rec.kind in DEAD_KINDS else None
-        if dead is not None:
-            rec.dead.append(dead)
+        peak = rec.take_peak() if rec.kind in DEAD_KINDS else None
+        if peak is not None:
+            rec.dead.append(peak)
         if self.track_backward and out.requires_grad:
             n = o.numel()
             out.register_hook(lambda g: rec.grad_rms.append(g.detach().float().norm() / math.sqrt(n)))
@@ -379,9 +384,15 @@ class Instruments(Callback):
         def host(xs: list[torch.Tensor]) -> list[Any]:
             return torch.stack(xs).cpu().tolist() if xs else []
 
+        def means(xs: list[torch.Tensor]) -> list[float]:  # float64 on the CPU (see _std_mean): round once
+            return torch.stack(xs).float().cpu().tolist() if xs else []
+
+        def dead(peaks: list[torch.Tensor]) -> list[float]:  # per report: the fraction of units never > 0
+            return (torch.stack(peaks) <= 0).float().mean(dim=1).cpu().tolist() if peaks else []
+
         n = len(self.steps)
-        layers = [{"layer": r.name, "kind": r.kind, "mean": host(r.mean)[:n], "std": host(r.std)[:n],
-                   "dead": host(r.dead)[:n],
+        layers = [{"layer": r.name, "kind": r.kind, "mean": means(r.mean)[:n], "std": host(r.std)[:n],
+                   "dead": dead(r.dead)[:n],
                    "saturated": host(r.saturated)[:n] if r.kind in SATURATION else [0.0] * len(r.mean[:n]),
                    "grad_rms": host(r.grad_rms)[:n], "hist": host(r.hist)[:n],
                    "range": list(r.range) if r.range is not None else None} for r in self.acts]
