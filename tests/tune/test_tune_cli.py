@@ -84,6 +84,8 @@ def test_optuna_on_a_user_csv(tmp_path: Path) -> None:
     ["--batch-size", "many"],
     ["--problem", "digits-mlp", "--data", "x.csv"],
     ["--storage", "nosuchdb://x"],
+    ["--method", "range-test", "--lr-min", "-1"],
+    ["--method", "range-test", "--lr-min", "1", "--lr-max", "0.1"],
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str]) -> None:
     result = runner.invoke(app, ["tune", *FAST, *args, "--out", str(tmp_path / "bad")])
