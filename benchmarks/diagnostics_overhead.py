@@ -26,8 +26,8 @@ Usage::
     python benchmarks/diagnostics_overhead.py --epochs 3 --repeats 3 --out /tmp/o.json
 
 Writes ``benchmarks/results/diagnostics_overhead.json``: ``config`` and ``rows``
-(one per problem: ``none_s``, ``instruments_s``, ``every1_s``, ``ratio``,
-``ratio_every1``, ``noise_seconds``, ``cockpit_plain_s``, ``cockpit_s``,
+(one per problem: ``none_s``, ``instruments_s``, ``every1_s``, ``ratio`` (of the medians),
+``ratio_paired`` (median of each repeat's ratio), ``ratio_every1``, ``noise_seconds``, ``cockpit_plain_s``, ``cockpit_s``,
 ``cockpit_ratio``). One torch thread (as the CLI uses). Times are process CPU time by default (robust on a
 shared machine); ``--wall`` for wall-clock time.
 """
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -103,8 +104,11 @@ def run_ravine(epochs: int, repeats: int) -> dict[str, dict[str, Any]]:
             for variant in times:  # interleaved: the contenders share the machine's noise
                 times[variant].append(_ravine_time(problem, variant, epochs, r))
         med = {k: statistics.median(v) for k, v in times.items()}
+        # per repeat, the ratio to the run without instruments just before it: the pairs share the machine's load
+        paired = statistics.median(a / b for a, b in zip(times["instruments"], times["none"], strict=True))
         rows[problem] = {"none_s": med["none"], "instruments_s": med["instruments"], "every1_s": med["every1"],
-                         "ratio": med["instruments"] / med["none"], "ratio_every1": med["every1"] / med["none"],
+                         "ratio": med["instruments"] / med["none"], "ratio_paired": paired,
+                         "ratio_every1": med["every1"] / med["none"],
                          "noise_seconds": statistics.median(_noise_time(problem, r) for r in range(3)),
                          "all_s": times}
     return rows
@@ -213,7 +217,9 @@ def main() -> None:
     if args.cockpit_worker:
         print(json.dumps(cockpit_worker(args.epochs, args.repeats)))
         return
+    load_before = os.getloadavg()
     rows = run_ravine(args.epochs, args.repeats)
+    load_after = os.getloadavg()
     cockpit_note = "not run (pass --cockpit-python)"
     if args.cockpit_python:
         proc = subprocess.run([args.cockpit_python, __file__, "--cockpit-worker", "--epochs", str(args.epochs),
@@ -228,18 +234,21 @@ def main() -> None:
     result = {"config": {"epochs": args.epochs, "repeats": args.repeats, "threads": 1, "optimizer": "sgd",
                          "clock": "wall" if args.wall else "process CPU time",
                          "instrument_every": _default_every(), "python": platform.python_version(),
-                         "machine": platform.machine(), "cockpit": cockpit_note},
+                         "machine": platform.machine(), "cores": os.cpu_count(), "cockpit": cockpit_note,
+                         # 1-minute load average before / after: other processes on the cores inflate the ratios
+                         "load_before": load_before[0], "load_after": load_after[0]},
               "rows": rows}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     for problem, row in rows.items():
         line = (f"{problem}: none {row['none_s']:.3f}s, instruments {row['instruments_s']:.3f}s "
-                f"(×{row['ratio']:.3f}), every=1 ×{row['ratio_every1']:.3f}, noise once {row['noise_seconds']:.2f}s")
+                f"(×{row['ratio']:.3f}, paired ×{row['ratio_paired']:.3f}), every=1 ×{row['ratio_every1']:.3f}, noise once {row['noise_seconds']:.2f}s")
         if "cockpit_ratio" in row:
             line += f"; Cockpit ×{row['cockpit_ratio']:.2f} ({row['cockpit_plain_s']:.3f}s → {row['cockpit_s']:.3f}s)"
         print(line)
-    print(f"cockpit: {cockpit_note}; wrote {out}")
+    print(f"cockpit: {cockpit_note}; load average {load_before[0]:.2f} → {load_after[0]:.2f} on "
+          f"{os.cpu_count()} cores; wrote {out}")
 
 
 if __name__ == "__main__":

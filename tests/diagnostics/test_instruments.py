@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -152,3 +153,42 @@ def test_gradient_rms_at_the_activations_matches_autograd() -> None:
     nn.functional.cross_entropy(net[2](h), y).backward()
     expected = float(h.grad.norm() / math.sqrt(h.numel()))
     assert ins.result()["layers"][0]["grad_rms"][0] == pytest.approx(expected, rel=1e-5)
+
+
+def _every_training_output(module: nn.Module) -> tuple[list[torch.Tensor], object]:
+    """The oracle's own record: a copy of ``module``'s output on every training forward."""
+    outs: list[torch.Tensor] = []
+
+    def keep(m: nn.Module, _inp: object, out: torch.Tensor) -> None:
+        if m.training:
+            outs.append(out.detach().clone())
+    return outs, module.register_forward_hook(keep)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_report_statistics_match_every_training_forward_recorded_independently(activation: str) -> None:
+    net = models.mlp([64, 32, 32, 10], activation, "he" if activation == "relu" else "xavier-normal", seed=0)
+    if activation == "relu":
+        with torch.no_grad():
+            net[0].bias[:16] = -4.5  # z ~ N(−4.5, ≈2): these units fire on a rare sample, so some intervals see none
+    outs, handle = _every_training_output(net[1])
+    every = 4
+    res = _train(net, epochs=1, every=every).result()
+    handle.remove()
+    layer = res["layers"][0]
+    assert res["steps"] == list(range(every, len(outs) + 1, every))
+    for k, step in enumerate(res["steps"]):
+        out = outs[step - 1].double()  # one forward per SGD step: forward `step` is the report step's batch
+        assert layer["mean"][k] == pytest.approx(float(out.mean()), rel=1e-5, abs=1e-7)
+        assert layer["std"][k] == pytest.approx(float(out.std()), rel=1e-5)
+        lo, hi = layer["range"]
+        counts, _ = np.histogram(out.numpy(), bins=30, range=(lo, hi))
+        assert sum(abs(a - b) for a, b in zip(layer["hist"][k], counts, strict=True)) <= 1  # a value on an edge
+        if activation == "relu":
+            # dead: never positive on any sample of any training forward since the previous report
+            since = torch.cat(outs[step - every:step])
+            assert layer["dead"][k] == pytest.approx(float((since <= 0).all(dim=0).double().mean()), abs=1e-7)
+        else:
+            assert layer["saturated"][k] == pytest.approx(float((out.abs() > 0.98).double().mean()), abs=1e-7)
+    if activation == "relu":
+        assert 0 < max(layer["dead"]) < 1

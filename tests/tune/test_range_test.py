@@ -47,3 +47,49 @@ def test_range_test_suggestion_is_within_3x_of_the_protocol_best_on_digits(optim
     trials = tune.log_then_fine(ctx, coarse_epochs=3)
     best = tune.best_trial(ctx, [t for t in trials if t.stage == "fine"]).config["lr"]
     assert best / 3 <= res.suggestion <= best * 3, (res.suggestion, best)
+
+
+def _valley(lrs: list[float], centre: float) -> list[float]:
+    """A smooth range-test curve with its valley at lr = 10**centre: (log10 lr − centre)² + 1."""
+    return [(math.log10(lr) - centre) ** 2 + 1 for lr in lrs]
+
+
+def test_range_edge_on_constructed_curves() -> None:
+    lrs = [10 ** (-5 + 4 * t / 99) for t in range(100)]  # 1e-5 … 1e-1, 100 steps
+    assert tune.range_edge(_valley(lrs, 0.0), 100) == "high"  # valley at lr 1, beyond lr_max: still falling
+    assert tune.range_edge(_valley(lrs, -7.0), 100) == "low"  # valley at 1e-7, below lr_min: rising from the start
+    assert tune.range_edge(_valley(lrs, -3.0), 100) is None  # valley at 1e-3, inside
+    # cut short where a seed blew up: the minimum at its last point is the edge of divergence, not of the sweep
+    assert tune.range_edge(_valley(lrs, 0.0)[:60], 100) is None
+    assert tune.range_edge([math.nan] * 100, 100) is None
+    # the edge is the first / last 5% of the steps: 5 of 100
+    vee = [lambda i, m=m: abs(i - m) + 1.0 for m in (4, 5, 94, 95)]
+    assert [tune.range_edge([f(i) for i in range(100)], 100) for f in vee] == ["low", None, None, "high"]
+
+
+def test_a_too_narrow_range_is_flagged_high_with_a_warning() -> None:
+    with pytest.warns(RuntimeWarning, match="raise lr_max"):
+        narrow = tune.lr_range_test("breast-cancer-logreg", "sgd", lr_min=1e-5, lr_max=1e-3, iterations=60, seeds=2)
+    assert narrow.at_edge == "high" and narrow.to_json()["at_edge"] == "high"
+    assert narrow.stopped_at == [None, None]
+    for raw in narrow.loss:  # independent of the smoothing: each seed's loss is lower at the end than at the start
+        assert sum(raw[-10:]) < sum(raw[:10])
+    # the same problem swept up to divergence: its minimum lies well above the narrow range's lr_max
+    wide = tune.lr_range_test("breast-cancer-logreg", "sgd", lr_min=1e-3, lr_max=1e4, iterations=60, seeds=2)
+    assert wide.at_edge is None and wide.lr_at_min > 1e-3
+
+
+def test_a_range_that_starts_too_high_is_flagged_low() -> None:
+    with pytest.warns(RuntimeWarning, match="lower lr_min"):
+        res = tune.lr_range_test("breast-cancer-logreg", "sgd", lr_min=1e2, lr_max=1e4, iterations=60, seeds=2)
+    assert res.at_edge == "low"
+    assert all(s is not None and s < 10 for s in res.stopped_at)  # blown up within a few steps
+
+
+def test_a_range_with_an_inner_minimum_gives_no_warning() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = tune.lr_range_test("breast-cancer-logreg", "sgd", lr_min=1e-3, lr_max=1e4, iterations=60, seeds=2)
+    assert res.at_edge is None

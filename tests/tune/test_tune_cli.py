@@ -84,6 +84,8 @@ def test_optuna_on_a_user_csv(tmp_path: Path) -> None:
     ["--batch-size", "many"],
     ["--problem", "digits-mlp", "--data", "x.csv"],
     ["--storage", "nosuchdb://x"],
+    ["--method", "range-test", "--lr-min", "-1"],
+    ["--method", "range-test", "--lr-min", "1", "--lr-max", "0.1"],
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str]) -> None:
     result = runner.invoke(app, ["tune", *FAST, *args, "--out", str(tmp_path / "bad")])
@@ -107,3 +109,19 @@ def test_under_a_terminal_piped_and_dumb(tmp_path: Path) -> None:
     tty = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, env=env, timeout=300)
     assert tty.returncode == 0, tty.stdout
     assert "Traceback" not in tty.stdout and (tmp_path / "t" / "tune.json").exists()
+
+
+def test_a_too_narrow_range_test_warns_and_says_how_to_widen_it(tmp_path: Path) -> None:
+    out = tmp_path / "narrow"
+    proc = subprocess.run([sys.executable, "-m", "ravine", "tune", *FAST, "--method", "range-test", "--iterations",
+                           "40", "--lr-min", "1e-5", "--lr-max", "1e-3", "--out", str(out)],
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "raise lr_max" in warning[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "--lr-max" in proc.stdout and "unreliable" in proc.stdout
+    result = json.loads((out / "tune.json").read_text())
+    assert result["range_test"]["at_edge"] == "high"
+    assert result["range_test"]["settings"]["lr_max"] == pytest.approx(1e-3)
+    assert "widen the range" in (out / "report.html").read_text()

@@ -45,6 +45,8 @@ def tune(
     data: Annotated[Path | None, typer.Option(help="CSV or NPZ file for the csv / npz problems.")] = None,
     target_column: Annotated[str | None, typer.Option(help="Target column of a CSV file.")] = None,
     iterations: Annotated[int, typer.Option(help="Steps of the LR range test.")] = 300,
+    lr_min: Annotated[float, typer.Option(help="First (smallest) rate of the LR range test.")] = 1e-5,
+    lr_max: Annotated[float, typer.Option(help="Last (largest) rate of the LR range test.")] = 10.0,
     no_rerun: Annotated[bool, typer.Option("--no-rerun", help="Skip the rerun of the best configuration.")]
     = False,
     out: OutOpt = None, seed: SeedOpt = 0, device: DeviceOpt = "cpu", debug: DebugOpt = False,
@@ -55,7 +57,8 @@ def tune(
     "folds", "space", "defaults", "trials": [{"number", "config", "folds": [{"fold", "val_metric", "val_loss",
     "train_loss", "status", "curve"}], "score" (mean final validation metric over folds), "status", "time"
     (seconds), "stage"}], "best": {"number", "config", "score"}, "range_test": {"lr", "smoothed", "median",
-    "suggestion", "rule", ...} or null, "rerun": {"seeds", "val", "test": {"median", "iqr", "min", "max"}},
+    "suggestion", "lr_at_min", "at_edge" ("low" / "high" when the minimum lies at the start / end
+    of the swept range: the suggestion is unreliable, widen --lr-min / --lr-max; else null), "rule", ...} or null, "rerun": {"seeds", "val", "test": {"median", "iqr", "min", "max"}},
     "storage", "study", "wall_time"}), report.html and figures/*.png (loss vs lr, lr sensitivity, parallel
     coordinates).
     """
@@ -93,7 +96,8 @@ def tune(
                 result = tune_fn(problem, optimizer, method, space=space, folds=folds, trials=trials,
                                  storage=store, study=study, epochs=epochs, batch_size=bs, seed=seed,
                                  rerun_seeds=seeds, batch=batch, problem_options=options, device=device,
-                                 out_dir=None, progress=bar, rerun_best=False, range_iterations=iterations)
+                                 out_dir=None, progress=bar, rerun_best=False, range_iterations=iterations,
+                                 range_lr=(lr_min, lr_max))
         finally:
             codes = [c.wait() for c in children]
         if any(codes):
@@ -130,6 +134,13 @@ def _print(result: dict[str, Any]) -> None:
     if rt:
         console.print(f"range test ({result['optimizer']}): suggested lr {rt['suggestion']:.4g} "
                       f"(minimum of the smoothed loss at {rt['lr_at_min']:.4g}; rule: valley/10)")
+        edge = rt.get("at_edge")
+        if edge:
+            flag, where = ("--lr-min", "start") if edge == "low" else ("--lr-max", "end")
+            console.print(f"[yellow]unreliable:[/] the minimum lies at the {where} of the swept range "
+                          f"({rt['settings']['lr_min']:.3g} … {rt['settings']['lr_max']:.3g}); widen the range "
+                          f"with {'a smaller' if edge == 'low' else 'a larger'} {flag} and run it again",
+                          highlight=False)
     trials = result.get("trials") or []
     if trials:
         ok = sum(t.get("status") == "ok" for t in trials)

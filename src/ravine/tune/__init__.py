@@ -7,7 +7,7 @@ Example:
     >>> trials = tune.log_then_fine(ctx)  # doctest: +SKIP
 """
 
-from ravine.tune.range_test import RangeTestResult, debiased_ema, lr_range_test, suggest
+from ravine.tune.range_test import RangeTestResult, debiased_ema, lr_range_test, range_edge, suggest
 from ravine.tune.search import (
     Context,
     Dimension,
@@ -26,5 +26,5 @@ from ravine.tune.search import (
 )
 
 __all__ = ["Context", "Dimension", "RangeTestResult", "Trial", "best_trial", "debiased_ema", "evaluate", "grid",
-           "kfold_indices", "log_then_fine", "lr_range_test", "parse_space", "prepare", "random_configs", "rerun",
-           "run_config", "search_instances", "suggest"]
+           "kfold_indices", "log_then_fine", "lr_range_test", "parse_space", "prepare", "random_configs", "range_edge",
+           "rerun", "run_config", "search_instances", "suggest"]

@@ -25,6 +25,15 @@ seed-median curve moves little. This is fastai's "minimum / 10" rule;
 fastai's valley and slide rules were considered too and need a tuned
 window.
 
+**At the edge of the range**: when the minimum lies in the first or the last
+``EDGE`` (5%) of the swept steps, the rule has nothing to stand on. At the low
+end (``at_edge="low"``) the loss never fell below its start: ε_min is already
+too large (or nothing was learned), and ε*, a decade below ε_min, lies outside
+the sweep. At the high end (``at_edge="high"``, and no seed stopped) the loss
+was still falling at ε_max: the sweep never reached the rates where it blows
+up, so the true valley lies beyond it. Either way the result says so, and a
+``RuntimeWarning`` asks to widen the range.
+
 Example:
     >>> res = lr_range_test("digits-mlp", "sgd", iterations=60, seeds=2)  # doctest: +SKIP
     >>> 1e-4 < res.suggestion < 10  # doctest: +SKIP
@@ -34,6 +43,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +55,8 @@ from ravine.problems import ProblemInstance
 
 RULE = ("valley/10: lr at the minimum of the seed-median debiased-EMA loss curve, divided by 10 "
         "(not the steepest slope: the derivative of a noisy curve is noisier still)")
+#: the fraction of the swept steps, at either end, where a minimum makes the suggestion unreliable
+EDGE = 0.05
 
 
 @dataclass
@@ -59,6 +71,8 @@ class RangeTestResult:
         suggestion: ε* (see the module docstring); NaN when no curve fell.
         lr_at_min: ε at the minimum of ``median``.
         stopped_at: per seed, the step where it stopped (None: ran to the end).
+        at_edge: ``"low"`` / ``"high"`` when the minimum of ``median`` lies at the start / end of
+            the swept range (the suggestion is then unreliable: widen the range), else None.
     """
 
     optimizer: str
@@ -70,13 +84,15 @@ class RangeTestResult:
     lr_at_min: float
     stopped_at: list[int | None]
     seeds: list[int]
+    at_edge: str | None = None
     rule: str = RULE
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Plain dict of lists and numbers."""
         return {k: getattr(self, k) for k in ("optimizer", "lr", "loss", "smoothed", "median", "suggestion",
-                                              "lr_at_min", "stopped_at", "seeds", "rule", "settings")}
+                                              "lr_at_min", "stopped_at", "seeds", "at_edge", "rule",
+                                              "settings")}
 
 
 def debiased_ema(values: Sequence[float], beta: float = 0.98) -> list[float]:
@@ -107,6 +123,47 @@ def suggest(lrs: Sequence[float], curve: Sequence[float], divide: float = 10.0) 
     return lrs[i] / divide, lrs[i]
 
 
+def range_edge(curve: Sequence[float], steps: int, edge: float = EDGE) -> str | None:
+    """Whether the minimum of a smoothed range-test curve lies at an end of the sweep.
+
+    Args:
+        curve: the smoothed loss per step; shorter than ``steps`` when the run stopped early.
+        steps: T, the number of steps swept.
+        edge: the fraction of the T steps at either end that counts as the edge.
+
+    Returns:
+        ``"low"`` when the minimum is in the first ``edge`` of the steps; ``"high"`` when the
+        curve covers all T steps (nothing blew up) and its minimum is in the last ``edge``;
+        None otherwise, and for a curve with no finite value.
+
+    Example:
+        >>> range_edge([3.0, 2.0, 1.0, 0.5], 4)  # still falling at the last rate
+        'high'
+        >>> range_edge([1.0, 2.0, 1.5, 9.0], 4)
+        'low'
+    """
+    finite = [(v, i) for i, v in enumerate(curve) if math.isfinite(v)]
+    if not finite:
+        return None
+    i = min(finite)[1]  # the same minimum as suggest(): the first of equal values
+    k = max(1, math.ceil(edge * steps))
+    if i < k:
+        return "low"
+    if len(curve) >= steps and i >= steps - k:
+        return "high"
+    return None
+
+
+def edge_message(at_edge: str, lr_min: float, lr_max: float, suggestion: float) -> str:
+    """One line on a suggestion taken at an end of the sweep, and how to widen the range."""
+    pct = f"{100 * EDGE:.0f}%"
+    if at_edge == "low":
+        return (f"LR range test: the smoothed loss is lowest in the first {pct} of the sweep (lr_min = {lr_min:.3g}), "
+                f"so the suggested lr {suggestion:.3g} is unreliable; widen the range: lower lr_min")
+    return (f"LR range test: the smoothed loss was still falling at the end of the sweep (lr_max = {lr_max:.3g}, "
+            f"nothing blew up), so the suggested lr {suggestion:.3g} is unreliable; widen the range: raise lr_max")
+
+
 def lr_range_test(problem: ProblemInstance | str, optimizer: str = "sgd", *, lr_min: float = 1e-5,
                   lr_max: float = 10.0, iterations: int = 300, seeds: int | Sequence[int] = 3, beta: float = 0.98,
                   stop_factor: float = 4.0, hyper: Mapping[str, Any] | None = None,
@@ -130,7 +187,8 @@ def lr_range_test(problem: ProblemInstance | str, optimizer: str = "sgd", *, lr_
         device, dtype: where and how to train.
 
     Returns:
-        A :class:`RangeTestResult`.
+        A :class:`RangeTestResult`. When its minimum lies at an end of the range
+        (``at_edge``), a one-line ``RuntimeWarning`` says so and how to widen the range.
     """
     from ravine import optim
     from ravine.models.ensemble import Ensemble, ensemble_kind
@@ -180,11 +238,14 @@ def lr_range_test(problem: ProblemInstance | str, optimizer: str = "sgd", *, lr_
     end = min(len(s) for s in smooth)
     median = [float(torch.tensor([s[t] for s in smooth]).median()) for t in range(end)]
     suggestion, at_min = suggest(lrs[:end], median)
+    at_edge = range_edge(median, iterations)
+    if at_edge is not None:
+        warnings.warn(edge_message(at_edge, lr_min, lr_max, suggestion), RuntimeWarning, stacklevel=2)
     settings = {"lr_min": lr_min, "lr_max": lr_max, "iterations": iterations, "beta": beta,
                 "stop_factor": stop_factor, "batch_size": size, "hyper": dict(hyper or {}), "seed": seed,
                 "mode": kind if kind != "sequential" else "sequential"}
     return RangeTestResult(name, lrs, losses, smooth, median, suggestion, at_min, stopped, seed_list,
-                           settings=settings)
+                           at_edge=at_edge, settings=settings)
 
 
 def _run_group(ens: Any, models: list[Any], indices: list[int], name: str, hyper: dict[str, Any], lrs: list[float],

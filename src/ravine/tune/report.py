@@ -190,6 +190,13 @@ def write_report(out_dir: str | Path, result: Mapping[str, Any]) -> Path:
     if rt:
         summary += (f"<p><b>range-test suggestion:</b> ε = {rt['suggestion']:.4g} "
                     f"({html.escape(rt['rule'])})</p>")
+        edge = rt.get("at_edge")
+        if edge:
+            where, fix = (("start", "a smaller lr_min (--lr-min)") if edge == "low"
+                          else ("end", "a larger lr_max (--lr-max)"))
+            summary += (f"<p><b>unreliable:</b> the minimum of the smoothed loss lies at the {where} of the swept "
+                        f"range ({rt['settings']['lr_min']:.3g} … {rt['settings']['lr_max']:.3g}), so the "
+                        f"suggestion has nothing to stand on; widen the range with {html.escape(fix)}.</p>")
     rr = result.get("rerun")
     if rr:
         summary += (f"<p><b>rerun over {rr['seeds']} seeds:</b> validation median {rr['val']['median']:.4g} "

@@ -29,7 +29,8 @@ def tune(problem: str, optimizer: str = "adam", method: str = "log-then-fine", *
          batch_size: int | str | None = "auto", seed: int = 0, rerun_seeds: int = 3, batch: int = 8,
          problem_options: Mapping[str, Any] | None = None, device: str | None = "cpu",
          out_dir: str | Path | None = None, progress: ProgressFn | None = None, rerun_best: bool = True,
-         range_iterations: int = 300, collect: bool = False) -> dict[str, Any]:
+         range_iterations: int = 300, range_lr: tuple[float, float] = (1e-5, 10.0),
+         collect: bool = False) -> dict[str, Any]:
     """Tune ``optimizer`` on ``problem`` with ``method``; return (and write) the ``tune.json`` dict.
 
     Methods: ``range-test`` (:func:`ravine.tune.lr_range_test`, 3 seeds batched);
@@ -39,6 +40,7 @@ def tune(problem: str, optimizer: str = "adam", method: str = "log-then-fine", *
     The best configuration is rerun over ``rerun_seeds`` initial weights (median
     and spread of the validation and test metric): the only place the test split is read.
     ``collect=True`` trains nothing: it reads the study's trials (after other workers finished).
+    ``range_lr``: the (lr_min, lr_max) the range test sweeps.
 
     Returns:
         ``{"problem", "optimizer", "method", "metric_name", "higher_is_better", "folds", "space",
@@ -63,6 +65,7 @@ def tune(problem: str, optimizer: str = "adam", method: str = "log-then-fine", *
     if method == "range-test":
         # by name: each seed's initial weights come from the problem's own builder (its init rule)
         res = rt.lr_range_test(problem, ctx.optimizer, seeds=3, seed=seed, iterations=range_iterations,
+                               lr_min=range_lr[0], lr_max=range_lr[1],
                                batch_size=ctx.defaults["batch_size"] or "full", problem_options=problem_options,
                                device=device)
         result["range_test"] = res.to_json()
