@@ -151,6 +151,14 @@ def batched_loss(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     return torch.vmap(loss_fn, in_dims=(0, None))
 
 
+def _fused_loss_name(loss_fn: Callable[..., torch.Tensor]) -> str | None:
+    """The name :meth:`Ensemble.loss_and_grad` knows ``loss_fn`` by (ravine's own losses), or None."""
+    from ravine import problems
+
+    names = {problems.cross_entropy: "cross_entropy", problems.mse: "mse", problems.bce: "bce"}
+    return names.get(loss_fn)
+
+
 def batchable(optimizer: str) -> bool:
     """True when ``optimizer`` can run in a batch (first-order: its step needs only ``.grad``, minibatches)."""
     from ravine import optim
@@ -434,6 +442,7 @@ class _BatchedTrainer:
                    for c in configs]
         self.ens = Ensemble(members, kind)
         self.loss = batched_loss(inst.loss_fn)
+        self.fused_loss = _fused_loss_name(inst.loss_fn) if self.ens.has_fused_step else None
         self.runs = [_Run(i, c, self.ens.member_params(i), recipe, options, default_epochs, inst)
                      for i, c in enumerate(configs)]
         for r in self.runs:
@@ -511,6 +520,10 @@ class _BatchedTrainer:
         self._progress()
         X, y = self.data.X_train, self.data.y_train
         n = len(X)
+        fused = self.fused_loss if X.dim() == 2 else None
+        if fused is not None:
+            self.ens.zero_grad_storage()
+            self._bind_grads()
         size = self.batch_size or n
         per_epoch = math.ceil(n / size)
         for epoch in range(1, self.epochs + 1):
@@ -526,13 +539,14 @@ class _BatchedTrainer:
                 else:
                     idx = order[begin:begin + size]
                     xb, yb = X[idx], y[idx]
-                if self.ens.zero_grad_storage():  # bind each run's .grad to its slice, once
-                    for r in self.runs:
-                        for p, g in zip(r.params, self.ens.member_grads(r.index), strict=True):
-                            p.grad = g
-                losses = self.loss(self.ens(xb), yb)
-                losses.sum().backward()
-                values = losses.detach().tolist()  # the one host sync per step
+                if fused is not None:  # forward and backward written out, gradients overwritten in place
+                    values = self.ens.loss_and_grad(xb, yb, fused).tolist()  # the one host sync per step
+                else:
+                    if self.ens.zero_grad_storage():  # bind each run's .grad to its slice, once
+                        self._bind_grads()
+                    losses = self.loss(self.ens(xb), yb)
+                    losses.sum().backward()
+                    values = losses.detach().tolist()  # the one host sync per step
                 ep_float = epoch - 1 + (b + 1) / per_epoch
                 stepped = [r for r in live if r.active and self._step(r, values[r.index], ep_float, epoch,
                                                                        len(xb) / n)]
@@ -555,6 +569,12 @@ class _BatchedTrainer:
                     self._stop(r)
             self._progress()
         self._finish()
+
+    def _bind_grads(self) -> None:
+        """Each run's ``.grad``: views of its slice of the stacked gradient storage (bound once)."""
+        for r in self.runs:
+            for p, g in zip(r.params, self.ens.member_grads(r.index), strict=True):
+                p.grad = g
 
     def _step(self, r: _Run, value: float, ep_float: float, epoch: int, fraction: float) -> bool:
         group = r.optimizer.param_groups[0]
