@@ -45,6 +45,7 @@ from torch.nn import functional as F
 from ravine.errors import ConfigError, check_int, check_range
 from ravine.models.ensemble import Ensemble, ensemble_kind
 from ravine.problems import ProblemInstance
+from ravine.train._stacked import StackedUpdates
 from ravine.train.loop import (
     Callback,
     FitResult,
@@ -448,6 +449,7 @@ class _BatchedTrainer:
         for r in self.runs:
             r.names = self.ens.names
         self.epochs = max(r.epochs for r in self.runs)
+        self.stacked = StackedUpdates(self.ens.stacked, [r.optimizer for r in self.runs])
 
     # --- evaluation --------------------------------------------------------------------------------
 
@@ -497,6 +499,7 @@ class _BatchedTrainer:
             self.shuffle_gen = torch.Generator().manual_seed(self.seed)
             self.start = time.perf_counter()
             self._loop()
+        self.stacked.release()
         out = []
         for r in self.runs:
             r.history.wall_time = r.wall if r.wall is not None else time.perf_counter() - self.start
@@ -548,8 +551,12 @@ class _BatchedTrainer:
                     losses.sum().backward()
                     values = losses.detach().tolist()  # the one host sync per step
                 ep_float = epoch - 1 + (b + 1) / per_epoch
-                stepped = [r for r in live if r.active and self._step(r, values[r.index], ep_float, epoch,
-                                                                       len(xb) / n)]
+                stepped = [r for r in live if r.active and self._record(r, values[r.index], ep_float, epoch,
+                                                                         len(xb) / n)]
+                for k in self.stacked.step([r.index for r in stepped]):
+                    self.runs[k].optimizer.step()
+                for r in stepped:
+                    self._after_step(r, values[r.index], epoch)
                 if stepped and self.hooks:
                     idx, counts = [r.index for r in stepped], [len(r.history.iterations) for r in stepped]
                     for hook in self.hooks:
@@ -576,7 +583,8 @@ class _BatchedTrainer:
             for p, g in zip(r.params, self.ens.member_grads(r.index), strict=True):
                 p.grad = g
 
-    def _step(self, r: _Run, value: float, ep_float: float, epoch: int, fraction: float) -> bool:
+    def _record(self, r: _Run, value: float, ep_float: float, epoch: int, fraction: float) -> bool:
+        """This iteration's row of run ``r``'s history; False (and the run stops) when it diverged."""
         group = r.optimizer.param_groups[0]
         lr, momentum = float(group["lr"]), _momentum(group)
         rec = r.history.iterations
@@ -596,13 +604,15 @@ class _BatchedTrainer:
             r.diverge(epoch, len(rec.step), value)
             self._stop(r)
             return False
-        r.optimizer.step()
+        return True
+
+    def _after_step(self, r: _Run, value: float, epoch: int) -> None:
+        """Per-iteration schedules and callbacks, after run ``r``'s optimizer stepped."""
         for sched, entry in r.schedules:
             if entry.per == "iteration":
                 sched.step()
         for cb in r.iter_callbacks:
             cb.on_iteration_end(r.state(epoch, value))
-        return True
 
     def _blown_up(self, r: _Run, value: float) -> bool:
         start = r.start_loss

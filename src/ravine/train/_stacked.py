@@ -1,0 +1,166 @@
+"""One optimizer update for several batched runs at once, on the stacked parameters.
+
+Each run of :func:`ravine.train.batched.fit_batched` keeps its own optimizer;
+stepping N of them costs N trips through ``torch.optim.Optimizer.step`` (hooks,
+profiler scope, per-group bookkeeping, kernel launch), which at 16 small runs
+was half of a batched step. Runs whose optimizers are the same plain rule with
+the same hyperparameters except ε (a learning-rate sweep: ``ravine tune``)
+and stand next to each other in the batch are updated here with one set of
+``torch._foreach_*`` ops over slices of the stacked tensors ``(N, ...)``, with
+ε as a per-run factor. Only the rules written here (Adam, SGD, as torch
+delegates them: fused kernel, one param group, no L1, not maximizing) are
+stacked; every other run steps through its own optimizer.
+
+The per-run optimizer stays the source of truth: its ``state`` holds views into
+the stacked state tensors, its ``param_groups[0]["lr"]`` is read at every step
+(schedules work), so a run can leave the stack (another rule, an ε schedule
+that makes its key differ, a neighbour that stopped) and step alone with the
+same state. The arithmetic is the fused kernel's, op by op in float; results
+match the run trained alone to rounding (one ulp in rare elements: the kernel
+evaluates in registers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ravine.optim import first_order
+
+
+def _plain_group(opt: torch.optim.Optimizer) -> dict[str, Any] | None:
+    """The only param group of a hook-free optimizer that runs torch's fused kernel as-is, else None."""
+    if len(opt.param_groups) != 1 or opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks:
+        return None
+    if getattr(opt, "grad_scale", None) is not None or getattr(opt, "found_inf", None) is not None:
+        return None
+    group = opt.param_groups[0]
+    if group.get("l1", 0.0) or group.get("maximize", False) or not group.get("fused", False):
+        return None
+    if group.get("differentiable", False) or group.get("capturable", False):
+        return None
+    return group
+
+
+class StackedUpdates:
+    """Stacked Adam / SGD updates for the runs of one ensemble (see the module docstring).
+
+    Args:
+        stacked: the ensemble's stacked parameters ``(N, ...)``.
+        optimizers: run k's optimizer, whose parameters are ``[p[k] for p in stacked]``.
+    """
+
+    def __init__(self, stacked: Sequence[torch.Tensor], optimizers: Sequence[torch.optim.Optimizer]) -> None:
+        self.stacked = list(stacked)
+        self.params = [p.detach() for p in stacked]
+        self.optimizers = list(optimizers)
+        rules = [self._rule(opt) for opt in optimizers]
+        # a rule only one run follows has nothing to stack with: that run keeps torch's own state
+        self.rules = [r if r is not None and rules.count(r) > 1 else None for r in rules]
+        self.state: dict[str, list[torch.Tensor]] = {}
+        if any(r == "adam" for r in self.rules):
+            self.state["exp_avg"] = [torch.zeros_like(p) for p in self.params]
+            self.state["exp_avg_sq"] = [torch.zeros_like(p) for p in self.params]
+        # run k's step counters (one per parameter, as torch keeps them): advanced together by one call
+        self.steps: list[list[torch.Tensor]] = [[] for _ in optimizers]
+        for k, (opt, rule) in enumerate(zip(self.optimizers, self.rules, strict=True)):
+            if rule != "adam":
+                continue
+            for i, p in enumerate(opt.param_groups[0]["params"]):
+                step = torch.zeros((), dtype=torch.float32, device=p.device)
+                opt.state[p] = {"step": step, "exp_avg": self.state["exp_avg"][i][k],
+                                "exp_avg_sq": self.state["exp_avg_sq"][i][k]}
+                self.steps[k].append(step)
+        self.counts = [0] * len(optimizers)
+
+    def release(self) -> None:
+        """Give each optimizer state tensors of its own (not views of the whole stack: a saved
+        ``state_dict`` would otherwise carry every run's storage)."""
+        for opt in self.optimizers:
+            for state in opt.state.values():
+                for name, value in state.items():
+                    if name in self.state:
+                        state[name] = value.clone()
+
+    @staticmethod
+    def _rule(opt: torch.optim.Optimizer) -> str | None:
+        group = _plain_group(opt)
+        if group is None or any(opt.state[p] for p in group["params"]):
+            return None
+        if type(opt) is first_order.Adam and not group.get("amsgrad", False) and not group.get(
+                "decoupled_weight_decay", False):
+            return "adam"
+        if type(opt) is first_order.SGD and group.get("momentum", 0) == 0:
+            return "sgd"
+        return None
+
+    def _key(self, k: int) -> tuple | None:
+        rule = self.rules[k]
+        group = _plain_group(self.optimizers[k])
+        if rule is None or group is None:
+            return None
+        if rule == "adam":
+            return (rule, self.counts[k], tuple(group["betas"]), group["eps"], group["weight_decay"])
+        return (rule, group["weight_decay"], group.get("dampening", 0), group.get("nesterov", False))
+
+    def step(self, runs: Sequence[int]) -> list[int]:
+        """Update the runs ``runs`` (increasing indices); returns those left to step alone."""
+        alone: list[int] = []
+        i = 0
+        while i < len(runs):
+            key = self._key(runs[i])
+            j = i + 1
+            while key is not None and j < len(runs) and runs[j] == runs[j - 1] + 1 and self._key(runs[j]) == key:
+                j += 1
+            if j - i >= 2:
+                self._update(key, runs[i], runs[j - 1] + 1)  # type: ignore[arg-type]
+            else:
+                alone.append(runs[i])
+                if self.rules[runs[i]] == "adam":
+                    self.counts[runs[i]] += 1  # its own optimizer advances its step counters
+            i = j
+        return alone
+
+    @torch.no_grad()
+    def _update(self, key: tuple, a: int, b: int) -> None:
+        lrs = [float(self.optimizers[k].param_groups[0]["lr"]) for k in range(a, b)]
+        params = [p[a:b] for p in self.params]
+        grads = [p.grad[a:b] for p in self.stacked]  # type: ignore[index]
+        if key[0] == "adam":
+            _, count, (beta1, beta2), eps, weight_decay = key
+            torch._foreach_add_([s for k in range(a, b) for s in self.steps[k]], 1)
+            for k in range(a, b):
+                self.counts[k] += 1
+            step = count + 1
+            # as torch's fused kernel: step size and √(1−ρ2ᵗ) in double, then the element type
+            bias_correction1 = 1 - beta1 ** step
+            bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
+            if weight_decay:
+                grads = torch._foreach_add(grads, params, alpha=weight_decay)
+            exp_avg = [m[a:b] for m in self.state["exp_avg"]]
+            exp_avg_sq = [v[a:b] for v in self.state["exp_avg_sq"]]
+            torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
+            torch._foreach_mul_(exp_avg_sq, beta2)
+            squares = torch._foreach_mul(grads, 1 - beta2)
+            torch._foreach_mul_(squares, grads)
+            torch._foreach_add_(exp_avg_sq, squares)
+            denom = torch._foreach_sqrt(exp_avg_sq)
+            torch._foreach_div_(denom, bias_correction2_sqrt)
+            torch._foreach_add_(denom, eps)
+            step_size = torch.tensor([lr / bias_correction1 for lr in lrs], dtype=params[0].dtype,
+                                     device=params[0].device)
+            updates = [m * step_size.view(-1, *([1] * (m.dim() - 1))) for m in exp_avg]
+            torch._foreach_div_(updates, denom)
+            torch._foreach_sub_(params, updates)
+        else:
+            _, weight_decay, _, _ = key
+            if weight_decay:
+                grads = torch._foreach_add(grads, params, alpha=weight_decay)
+            lr = torch.tensor(lrs, dtype=params[0].dtype, device=params[0].device)
+            torch._foreach_sub_(params, [g * lr.view(-1, *([1] * (g.dim() - 1))) for g in grads])
+        for k in range(a, b):
+            # torch's LR schedulers check that the optimizer stepped before them
+            self.optimizers[k]._opt_called = True  # type: ignore[attr-defined]
