@@ -75,6 +75,8 @@ class StackedUpdates:
                                 "exp_avg_sq": self.state["exp_avg_sq"][i][k]}
                 self.steps[k].append(step)
         self.counts = [0] * len(optimizers)
+        self._lists: dict[int, list[list[torch.Tensor]]] = {}
+        self.fused = bool(self.params) and first_order.fused_cpu_tensors([self.params])
 
     def release(self) -> None:
         """Give each optimizer state tensors of its own (not views of the whole stack: a saved
@@ -124,16 +126,51 @@ class StackedUpdates:
             i = j
         return alone
 
+    def _run_lists(self, k: int) -> list[list[torch.Tensor]]:
+        """Run k's parameters, gradients (and Adam moments): views, built once (the storage is persistent)."""
+        lists = self._lists.get(k)
+        if lists is None:
+            lists = [[p[k] for p in self.params], [p.grad[k] for p in self.stacked]]  # type: ignore[index]
+            lists += [[t[k] for t in self.state[name]] for name in ("exp_avg", "exp_avg_sq") if name in self.state]
+            self._lists[k] = lists
+        return lists
+
     @torch.no_grad()
     def _update(self, key: tuple, a: int, b: int) -> None:
         lrs = [float(self.optimizers[k].param_groups[0]["lr"]) for k in range(a, b)]
+        if key[0] == "adam":
+            torch._foreach_add_([s for k in range(a, b) for s in self.steps[k]], 1)
+            for k in range(a, b):
+                self.counts[k] += 1
+        if self.fused:
+            self._fused_update(key, a, lrs)
+        else:
+            self._foreach_update(key, a, b, lrs)
+        for k in range(a, b):
+            # torch's LR schedulers check that the optimizer stepped before them
+            self.optimizers[k]._opt_called = True  # type: ignore[attr-defined]
+
+    def _fused_update(self, key: tuple, a: int, lrs: list[float]) -> None:
+        # The kernel the run's own optimizer runs, with the same arguments (so the same numbers, bit for
+        # bit), minus torch.optim's per-step Python; one pass over memory per run, where the stacked foreach
+        # ops below make ten (measured 4x slower on the CPU at 16 runs of 26k parameters).
+        for k, lr in enumerate(lrs, start=a):
+            lists = self._run_lists(k)
+            if key[0] == "adam":
+                _, _, (beta1, beta2), eps, weight_decay = key
+                torch._fused_adam_(lists[0], lists[1], lists[2], lists[3], [], self.steps[k], amsgrad=False, lr=lr,
+                                   beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, maximize=False)
+            else:
+                torch._fused_sgd_(lists[0], lists[1], [], weight_decay=key[1], momentum=0.0, lr=lr,
+                                  dampening=key[2], nesterov=key[3], maximize=False, is_first_step=False)
+
+    def _foreach_update(self, key: tuple, a: int, b: int, lrs: list[float]) -> None:
+        # Off the CPU (one kernel launch per op, whatever N): the fused kernel's arithmetic as foreach ops
+        # over the stacked slices, ε a per-run factor; equal to the run alone to rounding.
         params = [p[a:b] for p in self.params]
         grads = [p.grad[a:b] for p in self.stacked]  # type: ignore[index]
         if key[0] == "adam":
             _, count, (beta1, beta2), eps, weight_decay = key
-            torch._foreach_add_([s for k in range(a, b) for s in self.steps[k]], 1)
-            for k in range(a, b):
-                self.counts[k] += 1
             step = count + 1
             # as torch's fused kernel: step size and √(1−ρ2ᵗ) in double, then the element type
             bias_correction1 = 1 - beta1 ** step
@@ -161,6 +198,3 @@ class StackedUpdates:
                 grads = torch._foreach_add(grads, params, alpha=weight_decay)
             lr = torch.tensor(lrs, dtype=params[0].dtype, device=params[0].device)
             torch._foreach_sub_(params, [g * lr.view(-1, *([1] * (g.dim() - 1))) for g in grads])
-        for k in range(a, b):
-            # torch's LR schedulers check that the optimizer stepped before them
-            self.optimizers[k]._opt_called = True  # type: ignore[attr-defined]
