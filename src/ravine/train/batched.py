@@ -61,6 +61,7 @@ from ravine.train.results import History, TestResult
 from ravine.utils import resolve_device
 
 ProgressFn = Callable[[int, int, dict[str, Any]], None]
+_EVAL_ROWS = 512
 
 
 @dataclass
@@ -458,9 +459,11 @@ class _BatchedTrainer:
         self.ens.eval()
         try:
             with torch.no_grad():
-                if len(X) <= 4096:
+                # row blocks whose activations (N, rows, width) stay in cache: 1.7x faster than
+                # one block of 1079 rows at 16 runs of 64-128-128-10 (rows don't mix: same outputs)
+                if len(X) <= _EVAL_ROWS:
                     return self.ens(X)
-                return torch.cat([self.ens(X[i:i + 4096]) for i in range(0, len(X), 4096)], dim=1)
+                return torch.cat([self.ens(X[i:i + _EVAL_ROWS]) for i in range(0, len(X), _EVAL_ROWS)], dim=1)
         finally:
             self.ens.train(was)
 
