@@ -92,7 +92,8 @@ def main() -> None:
                                                      "sklearn_one_run"))
         for n in (1, 6, 16):
             rows[f"engine_n{n}"].append(_timed(lambda: fit_batched(
-                "digits-mlp", [RunConfig("adam", lr=lr) for lr in lrs[:n]], epochs=epochs, device="cpu"), f"engine_n{n}"))
+                "digits-mlp", [RunConfig("adam", lr=lr) for lr in lrs[:n]], epochs=epochs, device="cpu"),
+                f"engine_n{n}"))
     med = {k: statistics.median(v) for k, v in rows.items()}
     cpu = {k: statistics.median(v) for k, v in _CPU.items() if k}
     run_steps = epochs * steps_per_epoch

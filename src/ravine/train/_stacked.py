@@ -1,23 +1,29 @@
-"""One optimizer update for several batched runs at once, on the stacked parameters.
+"""One optimizer update for several batched runs at once, without N trips through ``Optimizer.step``.
 
 Each run of :func:`ravine.train.batched.fit_batched` keeps its own optimizer;
 stepping N of them costs N trips through ``torch.optim.Optimizer.step`` (hooks,
-profiler scope, per-group bookkeeping, kernel launch), which at 16 small runs
-was half of a batched step. Runs whose optimizers are the same plain rule with
-the same hyperparameters except ε (a learning-rate sweep: ``ravine tune``)
-and stand next to each other in the batch are updated here with one set of
-``torch._foreach_*`` ops over slices of the stacked tensors ``(N, ...)``, with
-ε as a per-run factor. Only the rules written here (Adam, SGD, as torch
-delegates them: fused kernel, one param group, no L1, not maximizing) are
+profiler scope, param-group bookkeeping, device grouping), which at 16 small
+runs was half of a batched step. Runs whose optimizers are the same plain rule
+with the same hyperparameters except ε (a learning-rate sweep: ``ravine tune``)
+and stand next to each other in the batch are updated here together:
+
+- on the CPU, by the fused kernel their own optimizer would run
+  (``torch._fused_adam_`` / ``torch._fused_sgd_``), called once per run with the
+  same arguments on views of the stacked tensors: the same numbers bit for bit,
+  one pass over memory per run;
+- elsewhere (GPU: one launch per op whatever N), by ``torch._foreach_*`` ops over
+  slices of the stacked tensors ``(N, ...)`` with ε as a per-run factor: the
+  fused kernel's arithmetic, equal to the run alone to rounding.
+
+Only the rules written here (Adam, SGD, as ravine delegates them to torch:
+fused kernel, one param group, no L1, not maximizing, no step hooks) are
 stacked; every other run steps through its own optimizer.
 
 The per-run optimizer stays the source of truth: its ``state`` holds views into
-the stacked state tensors, its ``param_groups[0]["lr"]`` is read at every step
-(schedules work), so a run can leave the stack (another rule, an ε schedule
-that makes its key differ, a neighbour that stopped) and step alone with the
-same state. The arithmetic is the fused kernel's, op by op in float; results
-match the run trained alone to rounding (one ulp in rare elements: the kernel
-evaluates in registers).
+the stacked state tensors (its own copies after training, see :meth:`release`),
+and its ``param_groups[0]`` is read at every step (schedules work), so a run can
+leave the stack (a neighbour stopped, a schedule changed a key) and step alone
+with the same state.
 """
 
 from __future__ import annotations
@@ -90,7 +96,7 @@ class StackedUpdates:
     @staticmethod
     def _rule(opt: torch.optim.Optimizer) -> str | None:
         group = _plain_group(opt)
-        if group is None or any(opt.state[p] for p in group["params"]):
+        if group is None or any(opt.state.get(p) for p in group["params"]):
             return None
         if type(opt) is first_order.Adam and not group.get("amsgrad", False) and not group.get(
                 "decoupled_weight_decay", False):
