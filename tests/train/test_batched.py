@@ -145,12 +145,12 @@ def test_compare_batched_matches_compare_sequential() -> None:
 
 
 def test_a_learning_rate_sweep_updated_as_one_stack_matches_each_run_alone() -> None:
-    # Adam and SGD runs that differ only in ε are updated together on the stacked tensors;
-    # the oracle is each run trained alone by ravine.train.fit (torch's fused kernels)
+    # Adam, SGD and AdaGrad runs skip Optimizer.step (Adam and SGD runs that differ only in ε are one
+    # stack off the CPU); the oracle is each run trained alone by ravine.train.fit (torch's fused kernels)
     sweep = [RunConfig("adam", lr=lr, hyper={"weight_decay": 1e-3}) for lr in (3e-4, 1e-3, 3e-3)]
     sweep += [RunConfig("adam", lr=1e-3, hyper={"weight_decay": 1e-3}, schedule={"name": "step", "every": 1,
                                                                                  "factor": 0.5})]
-    sweep += [RunConfig("sgd", lr=lr) for lr in (0.02, 0.05)]
+    sweep += [RunConfig("sgd", lr=lr) for lr in (0.02, 0.05)] + [RunConfig("adagrad", lr=0.03)]
     sweep += [RunConfig("adam", lr=2e-3, epochs=1), RunConfig("adam", lr=5e-4)]  # one stops: the stack splits
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. torch's "lr_scheduler.step() before optimizer.step()"

@@ -52,7 +52,7 @@ def _plain_group(opt: torch.optim.Optimizer) -> dict[str, Any] | None:
 
 
 class StackedUpdates:
-    """Stacked Adam / SGD updates for the runs of one ensemble (see the module docstring).
+    """Adam / SGD / AdaGrad updates of the runs of one ensemble without ``Optimizer.step`` (module docstring).
 
     Args:
         stacked: the ensemble's stacked parameters ``(N, ...)``.
@@ -63,26 +63,28 @@ class StackedUpdates:
         self.stacked = list(stacked)
         self.params = [p.detach() for p in stacked]
         self.optimizers = list(optimizers)
+        self.fused = bool(self.params) and first_order.fused_cpu_tensors([self.params])
         rules = [self._rule(opt) for opt in optimizers]
-        # a rule only one run follows has nothing to stack with: that run keeps torch's own state
-        self.rules = [r if r is not None and rules.count(r) > 1 else None for r in rules]
+        if not self.fused:  # the foreach stack: Adam and SGD, for rules at least two runs follow
+            rules = [r if r in ("adam", "sgd") and rules.count(r) > 1 else None for r in rules]
+        self.rules = rules
         self.state: dict[str, list[torch.Tensor]] = {}
         if any(r == "adam" for r in self.rules):
             self.state["exp_avg"] = [torch.zeros_like(p) for p in self.params]
             self.state["exp_avg_sq"] = [torch.zeros_like(p) for p in self.params]
-        # run k's step counters (one per parameter, as torch keeps them): advanced together by one call
+        # run k's step counters (one per parameter, as torch keeps them), advanced by one call
         self.steps: list[list[torch.Tensor]] = [[] for _ in optimizers]
         for k, (opt, rule) in enumerate(zip(self.optimizers, self.rules, strict=True)):
-            if rule != "adam":
-                continue
-            for i, p in enumerate(opt.param_groups[0]["params"]):
-                step = torch.zeros((), dtype=torch.float32, device=p.device)
-                opt.state[p] = {"step": step, "exp_avg": self.state["exp_avg"][i][k],
-                                "exp_avg_sq": self.state["exp_avg_sq"][i][k]}
-                self.steps[k].append(step)
+            if rule == "adam":  # the state torch would create at the first step, as views of the stack
+                for i, p in enumerate(opt.param_groups[0]["params"]):
+                    step = torch.zeros((), dtype=torch.float32, device=p.device)
+                    opt.state[p] = {"step": step, "exp_avg": self.state["exp_avg"][i][k],
+                                    "exp_avg_sq": self.state["exp_avg_sq"][i][k]}
+                    self.steps[k].append(step)
+            elif rule == "adagrad":  # torch builds AdaGrad's state with the optimizer
+                self.steps[k] = [opt.state[p]["step"] for p in opt.param_groups[0]["params"]]
         self.counts = [0] * len(optimizers)
         self._lists: dict[int, list[list[torch.Tensor]]] = {}
-        self.fused = bool(self.params) and first_order.fused_cpu_tensors([self.params])
 
     def release(self) -> None:
         """Give each optimizer state tensors of its own (not views of the whole stack: a saved
@@ -96,7 +98,12 @@ class StackedUpdates:
     @staticmethod
     def _rule(opt: torch.optim.Optimizer) -> str | None:
         group = _plain_group(opt)
-        if group is None or any(opt.state.get(p) for p in group["params"]):
+        if group is None:
+            return None
+        if type(opt) is first_order.AdaGrad:
+            params = group["params"]
+            return "adagrad" if all(float(opt.state[p]["step"]) == 0 for p in params) else None
+        if any(opt.state.get(p) for p in group["params"]):
             return None
         if type(opt) is first_order.Adam and not group.get("amsgrad", False) and not group.get(
                 "decoupled_weight_decay", False):
@@ -112,11 +119,21 @@ class StackedUpdates:
             return None
         if rule == "adam":
             return (rule, self.counts[k], tuple(group["betas"]), group["eps"], group["weight_decay"])
+        if rule == "adagrad":
+            return (rule, group["lr_decay"], group["weight_decay"], group["eps"])
         return (rule, group["weight_decay"], group.get("dampening", 0), group.get("nesterov", False))
 
     def step(self, runs: Sequence[int]) -> list[int]:
         """Update the runs ``runs`` (increasing indices); returns those left to step alone."""
         alone: list[int] = []
+        if self.fused:
+            for k in runs:
+                key = self._key(k)
+                if key is None:
+                    alone.append(k)
+                else:
+                    self._fused_step(key, k)
+            return alone
         i = 0
         while i < len(runs):
             key = self._key(runs[i])
@@ -124,7 +141,7 @@ class StackedUpdates:
             while key is not None and j < len(runs) and runs[j] == runs[j - 1] + 1 and self._key(runs[j]) == key:
                 j += 1
             if j - i >= 2:
-                self._update(key, runs[i], runs[j - 1] + 1)  # type: ignore[arg-type]
+                self._foreach_update(key, runs[i], runs[j - 1] + 1)  # type: ignore[arg-type]
             else:
                 alone.append(runs[i])
                 if self.rules[runs[i]] == "adam":
@@ -133,46 +150,51 @@ class StackedUpdates:
         return alone
 
     def _run_lists(self, k: int) -> list[list[torch.Tensor]]:
-        """Run k's parameters, gradients (and Adam moments): views, built once (the storage is persistent)."""
+        """Run k's parameters, gradients and state tensors: built once (the storage is persistent)."""
         lists = self._lists.get(k)
         if lists is None:
             lists = [[p[k] for p in self.params], [p.grad[k] for p in self.stacked]]  # type: ignore[index]
-            lists += [[t[k] for t in self.state[name]] for name in ("exp_avg", "exp_avg_sq") if name in self.state]
+            if self.rules[k] == "adam":
+                lists += [[t[k] for t in self.state[name]] for name in ("exp_avg", "exp_avg_sq")]
+            elif self.rules[k] == "adagrad":
+                opt = self.optimizers[k]
+                lists.append([opt.state[p]["sum"] for p in opt.param_groups[0]["params"]])
             self._lists[k] = lists
         return lists
 
     @torch.no_grad()
-    def _update(self, key: tuple, a: int, b: int) -> None:
+    def _fused_step(self, key: tuple, k: int) -> None:
+        # The kernel run k's own optimizer runs, with the same arguments (so the same numbers, bit for bit),
+        # minus torch.optim's per-step Python; one pass over memory per run, where the stacked foreach ops
+        # below make ten (measured 4x slower on the CPU at 16 runs of 26k parameters).
+        opt = self.optimizers[k]
+        lr = float(opt.param_groups[0]["lr"])
+        lists = self._run_lists(k)
+        if key[0] == "adam":
+            _, _, (beta1, beta2), eps, weight_decay = key
+            torch._foreach_add_(self.steps[k], 1)
+            self.counts[k] += 1
+            torch._fused_adam_(lists[0], lists[1], lists[2], lists[3], [], self.steps[k], amsgrad=False, lr=lr,
+                               beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, maximize=False)
+        elif key[0] == "adagrad":
+            _, lr_decay, weight_decay, eps = key
+            torch._foreach_add_(self.steps[k], 1)
+            torch._fused_adagrad_(lists[0], lists[1], lists[2], self.steps[k], lr=lr, lr_decay=lr_decay,
+                                  weight_decay=weight_decay, eps=eps, maximize=False)
+        else:
+            torch._fused_sgd_(lists[0], lists[1], [], weight_decay=key[1], momentum=0.0, lr=lr,
+                              dampening=key[2], nesterov=key[3], maximize=False, is_first_step=False)
+        opt._opt_called = True  # type: ignore[attr-defined]  # torch's LR schedulers check it
+
+    @torch.no_grad()
+    def _foreach_update(self, key: tuple, a: int, b: int) -> None:
+        # Off the CPU (one kernel launch per op, whatever N): the fused kernel's arithmetic as foreach ops
+        # over the stacked slices, ε a per-run factor; equal to the run alone to rounding.
         lrs = [float(self.optimizers[k].param_groups[0]["lr"]) for k in range(a, b)]
         if key[0] == "adam":
             torch._foreach_add_([s for k in range(a, b) for s in self.steps[k]], 1)
             for k in range(a, b):
                 self.counts[k] += 1
-        if self.fused:
-            self._fused_update(key, a, lrs)
-        else:
-            self._foreach_update(key, a, b, lrs)
-        for k in range(a, b):
-            # torch's LR schedulers check that the optimizer stepped before them
-            self.optimizers[k]._opt_called = True  # type: ignore[attr-defined]
-
-    def _fused_update(self, key: tuple, a: int, lrs: list[float]) -> None:
-        # The kernel the run's own optimizer runs, with the same arguments (so the same numbers, bit for
-        # bit), minus torch.optim's per-step Python; one pass over memory per run, where the stacked foreach
-        # ops below make ten (measured 4x slower on the CPU at 16 runs of 26k parameters).
-        for k, lr in enumerate(lrs, start=a):
-            lists = self._run_lists(k)
-            if key[0] == "adam":
-                _, _, (beta1, beta2), eps, weight_decay = key
-                torch._fused_adam_(lists[0], lists[1], lists[2], lists[3], [], self.steps[k], amsgrad=False, lr=lr,
-                                   beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, maximize=False)
-            else:
-                torch._fused_sgd_(lists[0], lists[1], [], weight_decay=key[1], momentum=0.0, lr=lr,
-                                  dampening=key[2], nesterov=key[3], maximize=False, is_first_step=False)
-
-    def _foreach_update(self, key: tuple, a: int, b: int, lrs: list[float]) -> None:
-        # Off the CPU (one kernel launch per op, whatever N): the fused kernel's arithmetic as foreach ops
-        # over the stacked slices, ε a per-run factor; equal to the run alone to rounding.
         params = [p[a:b] for p in self.params]
         grads = [p.grad[a:b] for p in self.stacked]  # type: ignore[index]
         if key[0] == "adam":
@@ -204,3 +226,5 @@ class StackedUpdates:
                 grads = torch._foreach_add(grads, params, alpha=weight_decay)
             lr = torch.tensor(lrs, dtype=params[0].dtype, device=params[0].device)
             torch._foreach_sub_(params, [g * lr.view(-1, *([1] * (g.dim() - 1))) for g in grads])
+        for k in range(a, b):
+            self.optimizers[k]._opt_called = True  # type: ignore[attr-defined]  # torch's LR schedulers check it
