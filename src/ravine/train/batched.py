@@ -532,6 +532,8 @@ class _BatchedTrainer:
         X, y = self.data.X_train, self.data.y_train
         n = len(X)
         fused = self.fused_loss if X.dim() == 2 else None
+        if fused == "cross_entropy" and y.is_floating_point():  # class probabilities: autograd's path
+            fused = None
         if fused is not None:
             self.ens.zero_grad_storage()
             self._bind_grads()
