@@ -127,12 +127,19 @@ class StackedUpdates:
         """Update the runs ``runs`` (increasing indices); returns those left to step alone."""
         alone: list[int] = []
         if self.fused:
+            keyed = []
             for k in runs:
                 key = self._key(k)
                 if key is None:
                     alone.append(k)
                 else:
-                    self._fused_step(key, k)
+                    keyed.append((key, k))
+            # every stepping run's step counters advance in one call (one per run cost as much as Adam's kernel)
+            counters = [t for key, k in keyed if key[0] != "sgd" for t in self.steps[k]]
+            if counters:
+                torch._foreach_add_(counters, 1)
+            for key, k in keyed:
+                self._fused_step(key, k)
             return alone
         i = 0
         while i < len(runs):
@@ -170,15 +177,13 @@ class StackedUpdates:
         opt = self.optimizers[k]
         lr = float(opt.param_groups[0]["lr"])
         lists = self._run_lists(k)
-        if key[0] == "adam":
+        if key[0] == "adam":  # (its step counters were advanced by the caller)
             _, _, (beta1, beta2), eps, weight_decay = key
-            torch._foreach_add_(self.steps[k], 1)
             self.counts[k] += 1
             torch._fused_adam_(lists[0], lists[1], lists[2], lists[3], [], self.steps[k], amsgrad=False, lr=lr,
                                beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, maximize=False)
         elif key[0] == "adagrad":
             _, lr_decay, weight_decay, eps = key
-            torch._foreach_add_(self.steps[k], 1)
             torch._fused_adagrad_(lists[0], lists[1], lists[2], self.steps[k], lr=lr, lr_decay=lr_decay,
                                   weight_decay=weight_decay, eps=eps, maximize=False)
         else:
