@@ -203,3 +203,19 @@ def test_fused_step_refuses_models_it_has_no_form_for() -> None:
     assert not ens.has_fused_step
     with pytest.raises(ConfigError, match="Invalid ensemble for a fused step"):
         ens.loss_and_grad(torch.randn(5, 4), torch.zeros(5, dtype=torch.long), "cross_entropy")
+
+
+def test_the_foreach_stack_used_off_the_cpu_matches_each_run_alone() -> None:
+    # off the CPU (no fused CPU kernels) Adam / SGD runs that differ in ε are one stack of foreach ops with
+    # ε a per-run factor: the fused kernel's arithmetic, equal to the run alone to rounding
+    import pytest
+
+    from ravine.optim import first_order
+
+    sweep = [RunConfig("adam", lr=lr) for lr in (3e-4, 1e-3, 3e-3)] + [RunConfig("sgd", lr=lr) for lr in (0.02, 0.05)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(first_order, "fused_cpu_tensors", lambda lists: False)
+        res = fit_batched("digits-mlp", sweep, epochs=1, seed=3)
+    for cfg, run in zip(sweep, res.runs, strict=True):
+        alone = _alone(cfg, torch.float32, 1)
+        assert _rel(_flat(run.final_params), _flat(alone.final_params)) < 1e-5, cfg
