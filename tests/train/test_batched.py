@@ -212,7 +212,8 @@ def test_the_foreach_stack_used_off_the_cpu_matches_each_run_alone() -> None:
 
     from ravine.optim import first_order
 
-    sweep = [RunConfig("adam", lr=lr) for lr in (3e-4, 1e-3, 3e-3)] + [RunConfig("sgd", lr=lr) for lr in (0.02, 0.05)]
+    sweep = [RunConfig("adam", lr=lr) for lr in (3e-4, 1e-3, 3e-3)]
+    sweep += [RunConfig("sgd", lr=lr) for lr in (0.02, 0.05)]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(first_order, "fused_cpu_tensors", lambda lists: False)
         res = fit_batched("digits-mlp", sweep, epochs=1, seed=3)
