@@ -93,19 +93,44 @@ class BatchedEffectiveStep:
     """:class:`EffectiveStep` for every run of a batched computation at once (same numbers, one pass).
 
     Per run k: the median over coordinates of |Δθ_i| / |g_i| with g_i ≠ 0,
-    computed on the stacked parameters ``(N, ...)`` with ``torch.nanmedian``
-    (zero-gradient coordinates become NaN and are skipped; like ``median``,
-    it returns the lower of the two middle values).
+    computed on the stacked parameters ``(N, ...)``; like ``median``, the lower
+    of the two middle values, and NaN (not recorded) when a kept ratio is NaN.
+
+    On the CPU the ratios are computed in NumPy on zero-copy views of the
+    stacked tensors and each run's median is one ``numpy.partition``
+    (introselect): torch's ``nanmedian`` over the stacked rows took 3x as long,
+    its boolean masks and ``where`` as long again, and this runs at every step
+    (measured: it was a third of ``ravine compare``'s batched time). Elsewhere
+    (GPU) it stays in torch (``nanmedian``). IEEE float arithmetic is the same in
+    both, so the values equal :class:`EffectiveStep`'s.
     """
 
     def __init__(self, n: int) -> None:
         self.runs = [EffectiveStep() for _ in range(n)]
         self._before: list[torch.Tensor] = []
+        self._ratios: Any = None  # CPU: (N, P) NumPy buffer of |Δθ| / |g|, +inf where g = 0
+        self._before_np: Any = None
 
     def on_fit_start(self, ensemble: Any) -> None:
         self._before = [p.detach().clone() for p in ensemble.stacked]
+        if all(p.device.type == "cpu" for p in ensemble.stacked):
+            import numpy as np
+
+            flat = torch.cat([p.detach().flatten(1) for p in ensemble.stacked], dim=1)
+            self._before_np = flat.numpy().copy()
+            self._ratios = np.empty_like(self._before_np)
 
     def on_steps(self, ensemble: Any, stepped: list[int], steps: list[int]) -> None:
+        values = self._cpu_values(ensemble, stepped) if self._ratios is not None else self._torch_values(
+            ensemble, stepped)
+        for k, step, value in zip(stepped, steps, values, strict=True):
+            if math.isfinite(value):
+                rec = self.runs[k]
+                rec.step.append(step)
+                rec.value.append(value)
+                rec._epoch_values.append(value)
+
+    def _torch_values(self, ensemble: Any, stepped: list[int]) -> list[float]:
         with torch.no_grad():
             ratios = []
             for p, b in zip(ensemble.stacked, self._before, strict=True):
@@ -113,13 +138,35 @@ class BatchedEffectiveStep:
                 r = (p.detach() - b).abs().flatten(1) / g
                 ratios.append(torch.where(g != 0, r, torch.nan))
                 b.copy_(p)
-            values = torch.cat(ratios, dim=1)[stepped].nanmedian(dim=1).values.tolist()
-        for k, step, value in zip(stepped, steps, values, strict=True):
-            if math.isfinite(value):
-                rec = self.runs[k]
-                rec.step.append(step)
-                rec.value.append(value)
-                rec._epoch_values.append(value)
+            return torch.cat(ratios, dim=1)[stepped].nanmedian(dim=1).values.tolist()
+
+    def _cpu_values(self, ensemble: Any, stepped: list[int]) -> list[float]:
+        import numpy as np
+
+        ratios, before = self._ratios, self._before_np
+        n = ensemble.n
+        kept = np.zeros(n, dtype=np.int64)
+        begin = 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for p in ensemble.stacked:
+                theta = p.detach().numpy().reshape(n, -1)
+                g = np.abs(p.grad.numpy().reshape(n, -1))
+                end = begin + theta.shape[1]
+                r, b = ratios[:, begin:end], before[:, begin:end]
+                np.subtract(theta, b, out=r)
+                np.abs(r, out=r)
+                np.divide(r, g, out=r)
+                zero = g == 0
+                np.copyto(r, np.inf, where=zero)  # past every kept ratio: the k-th smallest is the k-th kept
+                kept += g.shape[1] - zero.sum(1)
+                b[...] = theta
+                begin = end
+        out = []
+        for k in stepped:
+            row, m = ratios[k], int(kept[k])
+            mid = (m - 1) // 2
+            out.append(math.nan if m == 0 or np.isnan(row).any() else float(np.partition(row, mid)[mid]))
+        return out
 
     def on_epoch_end(self, epoch: int, runs: list[int], steps: list[int]) -> None:
         for k, step in zip(runs, steps, strict=True):

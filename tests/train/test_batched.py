@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from ravine import problems
@@ -140,3 +142,81 @@ def test_compare_batched_matches_compare_sequential() -> None:
         ea, eb = a.extras["effective_step"], b.extras["effective_step"]
         assert ea["step"] == eb["step"] and ea["epoch_end_step"] == eb["epoch_end_step"]
         np.testing.assert_allclose(ea["value"], eb["value"], rtol=1e-3)
+
+
+def test_a_learning_rate_sweep_updated_as_one_stack_matches_each_run_alone() -> None:
+    # Adam, SGD and AdaGrad runs skip Optimizer.step (Adam and SGD runs that differ only in ε are one
+    # stack off the CPU); the oracle is each run trained alone by ravine.train.fit (torch's fused kernels)
+    sweep = [RunConfig("adam", lr=lr, hyper={"weight_decay": 1e-3}) for lr in (3e-4, 1e-3, 3e-3)]
+    sweep += [RunConfig("adam", lr=1e-3, hyper={"weight_decay": 1e-3}, schedule={"name": "step", "every": 1,
+                                                                                 "factor": 0.5})]
+    sweep += [RunConfig("sgd", lr=lr) for lr in (0.02, 0.05)] + [RunConfig("adagrad", lr=0.03)]
+    sweep += [RunConfig("adam", lr=2e-3, epochs=1), RunConfig("adam", lr=5e-4)]  # one stops: the stack splits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. torch's "lr_scheduler.step() before optimizer.step()"
+        res = fit_batched("digits-mlp", sweep, epochs=2, seed=3)
+    for cfg, run in zip(sweep, res.runs, strict=True):
+        alone = _alone(cfg, torch.float32, cfg.epochs or 2)
+        assert _rel(_flat(run.final_params), _flat(alone.final_params)) < 1e-5, cfg
+        assert run.history["iteration"]["lr"] == alone.history["iteration"]["lr"]
+        if cfg.optimizer == "adam":  # the optimizer's own state: the run's own tensors, at the run's step
+            state = run.optimizer.state_dict()["state"]
+            assert float(state[0]["step"]) == len(run.history["iteration"]["loss"])
+            for p in run.optimizer.param_groups[0]["params"]:
+                m = run.optimizer.state[p]["exp_avg"]
+                assert m.untyped_storage().nbytes() == m.numel() * m.element_size()
+
+
+def test_fused_loss_and_grad_equals_autograd_for_each_activation_and_loss() -> None:
+    # oracle: torch.autograd on each member alone
+    from torch import nn
+
+    acts = [nn.ReLU(), nn.Tanh(), nn.Sigmoid(), nn.LeakyReLU(0.1), nn.ELU(0.7), nn.GELU("tanh"), nn.SiLU(),
+            nn.Identity()]
+    gen = torch.Generator().manual_seed(0)
+    for act in acts:
+        for loss, out_dim in (("cross_entropy", 4), ("mse", 2), ("bce", 1)):
+            torch.manual_seed(1)
+            nets = [nn.Sequential(nn.Linear(5, 7), act, nn.Linear(7, 6, bias=False), act, nn.Linear(6, out_dim))
+                    .double() for _ in range(3)]
+            x = torch.randn(9, 5, generator=gen, dtype=torch.float64)
+            y = {"cross_entropy": torch.randint(0, 4, (9,), generator=gen),
+                 "mse": torch.randn(9, 2, generator=gen, dtype=torch.float64),
+                 "bce": torch.randint(0, 2, (9,), generator=gen).double()}[loss]
+            fn = getattr(problems, loss)
+            ens = ensemble(nets)
+            losses = ens.loss_and_grad(x, y, loss)
+            for k, net in enumerate(nets):
+                value = fn(net(x), y)
+                grads = torch.autograd.grad(value, list(net.parameters()))
+                torch.testing.assert_close(losses[k], value.detach())
+                for stacked, g in zip(ens.stacked, grads, strict=True):
+                    torch.testing.assert_close(stacked.grad[k], g)
+
+
+def test_fused_step_refuses_models_it_has_no_form_for() -> None:
+    import pytest
+
+    from ravine.errors import ConfigError
+
+    ens = ensemble([mlp([4, 8, 3], dropout=0.5, seed=s) for s in range(2)])
+    assert not ens.has_fused_step
+    with pytest.raises(ConfigError, match="Invalid ensemble for a fused step"):
+        ens.loss_and_grad(torch.randn(5, 4), torch.zeros(5, dtype=torch.long), "cross_entropy")
+
+
+def test_the_foreach_stack_used_off_the_cpu_matches_each_run_alone() -> None:
+    # off the CPU (no fused CPU kernels) Adam / SGD runs that differ in ε are one stack of foreach ops with
+    # ε a per-run factor: the fused kernel's arithmetic, equal to the run alone to rounding
+    import pytest
+
+    from ravine.optim import first_order
+
+    sweep = [RunConfig("adam", lr=lr) for lr in (3e-4, 1e-3, 3e-3)]
+    sweep += [RunConfig("sgd", lr=lr) for lr in (0.02, 0.05)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(first_order, "fused_cpu_tensors", lambda lists: False)
+        res = fit_batched("digits-mlp", sweep, epochs=1, seed=3)
+    for cfg, run in zip(sweep, res.runs, strict=True):
+        alone = _alone(cfg, torch.float32, 1)
+        assert _rel(_flat(run.final_params), _flat(alone.final_params)) < 1e-5, cfg

@@ -46,6 +46,35 @@ from ravine.errors import ConfigError
 # Parameter-free modules that act element by element, so they apply unchanged to an (N, B, H) tensor.
 _ELEMENTWISE = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.LeakyReLU, nn.ELU, nn.GELU, nn.Identity, nn.SiLU, nn.Softplus)
 
+Backward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+_aten = torch.ops.aten
+
+
+def _activation_backward(m: nn.Module) -> Backward | None:
+    """``bwd(grad_out, pre, out) -> grad_pre`` with the aten kernel torch's autograd calls for ``m``, or None."""
+    if isinstance(m, nn.Identity):
+        return lambda g, pre, out: g
+    if isinstance(m, nn.ReLU):
+        return lambda g, pre, out: _aten.threshold_backward(g, out, 0)
+    if getattr(m, "inplace", False):  # the rules below read the input, which an in-place forward overwrote
+        return None
+    if isinstance(m, nn.Tanh):
+        return lambda g, pre, out: _aten.tanh_backward(g, out)
+    if isinstance(m, nn.Sigmoid):
+        return lambda g, pre, out: _aten.sigmoid_backward(g, out)
+    if isinstance(m, nn.LeakyReLU):
+        slope = m.negative_slope
+        return lambda g, pre, out: _aten.leaky_relu_backward(g, pre, slope, False)
+    if isinstance(m, nn.ELU):
+        alpha = m.alpha
+        return lambda g, pre, out: _aten.elu_backward(g, alpha, 1, 1, False, pre)
+    if isinstance(m, nn.GELU):
+        approximate = m.approximate
+        return lambda g, pre, out: _aten.gelu_backward(g, pre, approximate=approximate)
+    if isinstance(m, nn.SiLU):
+        return lambda g, pre, out: _aten.silu_backward(g, pre)
+    return None
+
 
 def ensemble_kind(model: nn.Module) -> tuple[str, str]:
     """How N copies of ``model`` can run together: ``("baddbmm" | "vmap" | "sequential", why)``.
@@ -103,6 +132,7 @@ class Ensemble(nn.Module):
         self._params = list(self.stacked)  # plain list: ParameterList indexing costs µs per call
         self.template = copy.deepcopy(template)
         self._plan: list[tuple[str, object]] = self._mlp_plan(template) if kind == "baddbmm" else []
+        self._backward = self._backward_plan(self._plan) if kind == "baddbmm" else None
         self._vmapped: Callable | None = None
 
     # --- members ------------------------------------------------------------------------------
@@ -129,6 +159,93 @@ class Ensemble(nn.Module):
             else:
                 p.grad.zero_()
         return fresh
+
+    @property
+    def has_fused_step(self) -> bool:
+        """True when :meth:`loss_and_grad` can train this ensemble (an MLP of ``Linear`` layers and
+        activations only: no dropout, ``LayerNorm`` or ``PReLU``)."""
+        return self._backward is not None
+
+    def loss_and_grad(self, x: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+        """Each member's mean loss on ``(x, y)``, with its gradient written into the stacked ``.grad``.
+
+        One forward and one backward pass of batched matrix products, written out
+        instead of run through ``torch.autograd``: autograd's graph bookkeeping and
+        its accumulation into the persistent (bound-once) gradient storage doubled
+        the time of a step of small MLPs (measured: 5.3 vs 3.0 ms at 16 members of
+        64-128-128-10, batch 32). The gradients overwrite ``.grad`` (no zeroing
+        needed), are computed with the aten kernels autograd itself calls for the
+        activations, and equal autograd's to rounding.
+
+        Args:
+            x: inputs ``(B, in)``, shared by every member.
+            y: targets: class indices ``(B,)`` for ``"cross_entropy"``; for
+                ``"mse"`` / ``"bce"`` a tensor with ``B * out`` entries.
+            loss: ``"cross_entropy"``, ``"mse"`` or ``"bce"`` (ravine's losses, mean over the batch).
+
+        Returns:
+            The ``(N,)`` per-member losses (no graph).
+
+        Raises:
+            ConfigError: no fused form (see :attr:`has_fused_step`), 3-D input, or an unknown loss.
+
+        Example:
+            >>> from ravine.models import mlp
+            >>> ens = Ensemble([mlp([4, 8, 3], seed=s) for s in range(2)])
+            >>> losses = ens.loss_and_grad(torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1]), "cross_entropy")
+            >>> losses.shape, ens.stacked[0].grad.shape
+            (torch.Size([2]), torch.Size([2, 8, 4]))
+        """
+        if self._backward is None:
+            raise ConfigError("Invalid ensemble for a fused step: dropout, LayerNorm or PReLU (allowed: Linear "
+                              "layers and ReLU, tanh, sigmoid, leaky ReLU, ELU, GELU, SiLU, identity)")
+        if x.dim() != 2:
+            raise ConfigError(f"Invalid x: {x.dim()}-D (allowed: (batch, features))")
+        params = self._params
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        grads = [p.grad for p in params]
+        n, batch = self.n, x.shape[0]
+        with torch.no_grad():
+            shared = h = x.unsqueeze(0).expand(n, *x.shape)  # broadcast without copying
+            saved: list[tuple[torch.Tensor, torch.Tensor]] = []  # (input, output) of each layer / activation
+            for op, arg in self._plan:
+                if op == "linear":
+                    w_i, b_i = arg  # type: ignore[misc]
+                    w = params[w_i].transpose(1, 2)
+                    out = torch.bmm(h, w) if b_i is None else torch.baddbmm(params[b_i].unsqueeze(1), h, w)
+                else:
+                    out = arg(h)  # type: ignore[operator]
+                saved.append((h, out))
+                h = out
+            g, losses = _loss_grad(h, y, loss)
+            for (op, arg), bwd, (h_in, h_out) in zip(reversed(self._plan), reversed(self._backward),
+                                                      reversed(saved), strict=True):
+                if op != "linear":
+                    g = bwd(g, h_in, h_out)  # type: ignore[misc]
+                    continue
+                w_i, b_i = arg  # type: ignore[misc]
+                if b_i is not None:
+                    torch.sum(g, 1, out=grads[b_i])
+                if h_in is shared:  # one matrix product for every member
+                    torch.mm(g.transpose(1, 2).reshape(-1, batch), h_in[0], out=grads[w_i].view(-1, h_in.shape[2]))
+                    break  # nothing below the input needs a gradient
+                torch.bmm(g.transpose(1, 2), h_in, out=grads[w_i])
+                g = torch.bmm(g, params[w_i])
+        return losses
+
+    @staticmethod
+    def _backward_plan(plan: list[tuple[str, object]]) -> list[Backward | None] | None:
+        out: list[Backward | None] = []
+        for op, arg in plan:
+            if op == "linear":
+                out.append(None)
+            elif op == "act" and (bwd := _activation_backward(arg)) is not None:  # type: ignore[arg-type]
+                out.append(bwd)
+            else:
+                return None
+        return out
 
     def member_model(self, i: int) -> nn.Module:
         """A standalone copy of the template holding member ``i``'s current parameters."""
@@ -207,6 +324,31 @@ class Ensemble(nn.Module):
             return functional_call(template, dict(zip(names, params, strict=True)), (xb,))
 
         return vmap(one, in_dims=(0, None), randomness="different")(tuple(self._params), x)
+
+
+def _loss_grad(out: torch.Tensor, y: torch.Tensor, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(∂(Σ_k ℓ_k)/∂out, (ℓ_k)_k) for outputs ``(N, B, C)`` and a mean loss per member."""
+    n, batch = out.shape[:2]
+    if loss == "cross_entropy":
+        logp = torch.log_softmax(out, -1)
+        target = y.view(1, batch, 1).expand(n, batch, 1)
+        losses = logp.gather(2, target).squeeze(2).mean(1).neg_()
+        # (softmax − one-hot) / B, by the two kernels autograd runs for F.cross_entropy (same rounding)
+        grad_logp = torch.zeros_like(logp).scatter_(2, target, out.new_full((1, 1, 1), -1.0 / batch)
+                                                    .expand(n, batch, 1))
+        return torch._log_softmax_backward_data(grad_logp, logp, 2, logp.dtype), losses
+    if loss in ("mse", "bce"):
+        z = out.reshape(n, *y.shape)
+        count = max(y.numel(), 1)
+        if loss == "mse":
+            diff = z - y
+            losses = diff.square().flatten(1).mean(1)
+            g = diff.mul_(2.0 / count)
+        else:
+            losses = F.binary_cross_entropy_with_logits(z, y.expand_as(z), reduction="none").flatten(1).mean(1)
+            g = torch.sigmoid(z).sub_(y).div_(count)
+        return g.reshape(out.shape), losses
+    raise ConfigError(f"Invalid loss: {loss!r} (allowed: cross_entropy, mse, bce)")
 
 
 def ensemble(models: Sequence[nn.Module], kind: str | None = None) -> Ensemble:
