@@ -303,7 +303,7 @@ def lanczos_tridiagonal(op: Any, v: torch.Tensor, steps: int) -> tuple[torch.Ten
     """
     n = op.size
     steps = min(steps, n)
-    V = torch.zeros(steps, n, dtype=op.dtype, device=op.device)  # basis vectors as contiguous rows
+    V = torch.empty(steps, n, dtype=op.dtype, device=op.device)  # contiguous rows, resident once written
     T = torch.zeros(steps, steps, dtype=op.dtype, device=op.device)
     V[0] = v / v.norm()
     used = steps
