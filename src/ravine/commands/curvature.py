@@ -30,7 +30,7 @@ def curvature(
     tol: Annotated[float, typer.Option(help="Relative accuracy of each eigenvalue.")] = 1e-4,
     samples: Annotated[int, typer.Option(help="Training samples in the loss (0: the whole training split).")]
     = 1024,
-    trace_products: Annotated[int, typer.Option(help="Hessian-vector products for the Hutch++ trace.")] = 300,
+    trace_products: Annotated[int, typer.Option(help="Hessian-vector products for the trace.")] = 500,
     dtype: Annotated[str, typer.Option(help="float64 (default, exact to more digits) or float32.")] = "float64",
     option: Annotated[list[str] | None, typer.Option(help="Problem option key=value (e.g. data_dir=DIR); "
                                                           "repeat.")] = None,
@@ -153,7 +153,7 @@ def _print(summary: Any, folder: Path) -> None:
         (f"[bold]critical point:[/] {p.kind} (‖g‖ = {summary.grad_norm:.3g})" if p.critical else
          f"[bold]not a critical point[/] (‖g‖ = {summary.grad_norm:.3g}); the curvature is {_SHAPE[p.kind]}"),
         f"[bold]condition number:[/] {'∞ (λ_min ≤ 0)' if kappa == float('inf') else f'{kappa:.4g}'}",
-        f"[bold]trace:[/] {summary.trace.value:.5g} ± {1.96 * summary.trace.stderr:.2g} (95%, Hutch++)",
+        f"[bold]trace:[/] {summary.trace.value:.5g} ± {1.96 * summary.trace.stderr:.2g} (95%, {summary.trace.method})",
         f"[bold]Taylor step:[/] ε* = gᵀg/gᵀHg = {t.eps_star:.4g}, 2/λ_max = "
         f"{'—' if t.lr_max is None else f'{t.lr_max:.4g}'}",
         f"{summary.n_products} Hessian-vector products in {summary.time_s:.2f} s; written to {escape(str(folder))}",

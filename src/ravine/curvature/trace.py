@@ -96,7 +96,7 @@ def _sylvester(h: int) -> torch.Tensor:
     return H
 
 
-def trace(model: Any, loss_fn: LossFn | None = None, data: Data | None = None, n_products: int = 300,
+def trace(model: Any, loss_fn: LossFn | None = None, data: Data | None = None, n_products: int = 500,
           method: str = "auto", *, seed: int = 0, mode: Mode = "auto") -> TraceEstimate:
     """Estimate tr ∇²J from ``n_products`` Hessian-vector products, with a standard error.
 
