@@ -81,3 +81,31 @@ def test_jacobi_eigh_matches_eigvalsh(n):
     assert torch.allclose(values, torch.linalg.eigvalsh(A), atol=1e-12 * max(1.0, float(A.abs().max())))
     assert torch.allclose(A @ vectors, vectors * values, atol=1e-11)
     assert torch.allclose(vectors.T @ vectors, torch.eye(n, dtype=torch.float64), atol=1e-12)
+
+
+def _clustered(n: int = 300, seed: int = 0, gap: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    lam = torch.cat([torch.rand(n - 2, generator=gen, dtype=torch.float64) * 2 - 1,
+                     torch.tensor([3.0, 3.0 - gap], dtype=torch.float64)])
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+    return Q @ torch.diag(lam) @ Q.T, lam
+
+
+@pytest.mark.parametrize("which", ["largest", "smallest"])
+def test_lone_extreme_eigenvalue_by_the_three_vector_process(which):
+    A, lam = _clustered(gap=1.0)
+    if which == "smallest":  # the outlier at the bottom
+        A, lam = -A, -lam
+    ref = float(lam.max() if which == "largest" else lam.min())
+    res = curvature.eigenvalues(A, k=1, which=which, tol=1e-8)
+    assert res.converged and res.n_products < lanczos_module.LEAN_STEPS
+    assert abs(float(res.values[0]) - ref) <= 1e-8 * abs(ref)
+    assert abs(float(res.values[0]) - ref) <= float(res.error_bounds[0]) + 1e-12
+
+
+def test_slow_convergence_hands_over_to_the_full_process():
+    # the top of an evenly spaced spectrum: relative gap 5e-4, far more steps than the lean process takes
+    lam = torch.linspace(0, 1, 2000, dtype=torch.float64)
+    res = curvature.eigenvalues(torch.diag(lam), k=1, tol=1e-10)
+    assert res.converged and res.n_products > lanczos_module.LEAN_STEPS
+    assert abs(float(res.values[0]) - 1.0) <= 1e-10
