@@ -20,8 +20,9 @@ are end to end. Reference eigenvalues: SciPy ``eigsh`` with ``tol=0`` on ravine'
    mₙ its ReLU mask, W₂ the output weights:
        tr H = (1/N) Σₙ [ tr Λₙ (‖hₙ‖² + 1) + (‖xₙ‖² + 1) Σⱼ mₙⱼ (W₂ᵀ Λₙ W₂)ⱼⱼ ].
    (Checked against the dense Hessian on a 20-16-10 model at start-up.)
-4. **peak RSS** of the top-1 computation, ravine vs PyHessian, each in a fresh child process
-   (peak RSS, VmHWM, after minus before the computation, and the absolute peak).
+4. **peak RSS** of the top-1 computation, ravine vs PyHessian (and curvlinops), each in a fresh
+   child process, three times interleaved (median of the absolute peak, VmHWM, and of its
+   increase over the set-up; ``ratio_peak_vs_pyhessian``).
 
 Times are medians over ``--repeats`` runs, contenders interleaved so they share the machine's
 noise; torch single-threaded (``--threads``). Needs curvlinops and PyHessian in the same venv
@@ -291,15 +292,27 @@ def child_rss(kind: str) -> dict[str, float]:
     return {"peak_mib": after, "increase_mib": after - before}
 
 
-def bench_rss() -> dict[str, Any]:
+def bench_rss(repeats: int = 3) -> dict[str, Any]:
+    """Each contender ``repeats`` times in fresh processes, interleaved; the median peak and its ratio."""
+    runs: dict[str, list[dict[str, float]]] = {}
     out: dict[str, Any] = {}
-    for kind in ("ravine", "pyhessian", "curvlinops"):
-        if kind != "ravine" and available(kind) is not None:
-            out[kind] = None
-            continue
-        proc = subprocess.run([sys.executable, __file__, "--child", kind, "--threads", _threads],
-                              capture_output=True, text=True, timeout=1800)
-        out[kind] = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else proc.stderr[-500:]
+    for _ in range(repeats):
+        for kind in ("ravine", "pyhessian", "curvlinops"):
+            if kind != "ravine" and available(kind) is not None:
+                out[kind] = None
+                continue
+            proc = subprocess.run([sys.executable, __file__, "--child", kind, "--threads", _threads],
+                                  capture_output=True, text=True, timeout=1800)
+            if proc.returncode != 0:
+                out[kind] = proc.stderr[-500:]
+                continue
+            runs.setdefault(kind, []).append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    for kind, rs in runs.items():
+        out[kind] = {"peak_mib": statistics.median(r["peak_mib"] for r in rs),
+                     "increase_mib": statistics.median(r["increase_mib"] for r in rs),
+                     "peaks_mib": [r["peak_mib"] for r in rs]}
+    if isinstance(out.get("pyhessian"), dict):
+        out["ratio_peak_vs_pyhessian"] = out["ravine"]["peak_mib"] / out["pyhessian"]["peak_mib"]
     return out
 
 

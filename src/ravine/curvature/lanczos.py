@@ -355,8 +355,9 @@ def eigenvalues(model: Any, loss_fn: LossFn | None = None, data: Data | None = N
         >>> m = nn.Linear(2, 1, bias=False).double()
         >>> x = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
         >>> y = torch.zeros(2, 1, dtype=torch.float64)
-        >>> eigenvalues(m, nn.functional.mse_loss, (x, y), k=1).values   # H = (2/N) XᵀX = diag(1, 4)
-        tensor([4.], dtype=torch.float64)
+        >>> res = eigenvalues(m, nn.functional.mse_loss, (x, y), k=1)   # H = (2/N) XᵀX = diag(1, 4)
+        >>> round(float(res.values[0]), 12)
+        4.0
     """
     if which not in WHICH:
         raise RavineError(f"Invalid which: {which!r} (allowed: {', '.join(WHICH)})")

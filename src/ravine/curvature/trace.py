@@ -1,13 +1,32 @@
 """Trace and spectral density of a Hessian from Hessian-vector products alone.
 
-**Trace.** Hutchinson: for Rademacher z (entries ±1), E[zᵀHz] = tr H, so the mean of m
-samples estimates it with standard error std(zᵀHz)/√m. Hutch++ (Meyer, Musco, Musco &
-Woodruff 2021) spends a third of the budget on a sketch Y = H S, takes its orthonormal
-basis Q, computes tr(QᵀHQ) exactly (a third) and applies Hutchinson only to the deflated
-rest (I − QQᵀ) H (I − QQᵀ) (the last third). The large outlier eigenvalues of a network
-Hessian are caught by Q, so the variance that remains is that of the bulk: for the same
-budget the error is much smaller. The error bar is the standard error of the Hutchinson
-part (the deflated part is exact given Q).
+**Trace.** Hutchinson: for Rademacher z (entries ±1), E[zᵀHz] = tr H, with variance
+2 Σ_{i≠j} H_ij² per probe, so the mean of m samples has standard error std(zᵀHz)/√m.
+Hutch++ (Meyer, Musco, Musco & Woodruff 2021) spends a third of the budget on a sketch
+Y = H S, takes its orthonormal basis Q, computes tr(QᵀHQ) exactly (a third) and applies
+Hutchinson only to the deflated rest (I − QQᵀ) H (I − QQᵀ): a win when a few outlier
+eigenvalues hold most of ‖H‖_F.
+
+Why the default is neither (``method="auto"``): on the benchmark MLP at initialization
+(784-256-10, random labels) 94% of ‖H‖_F² sits in the block that couples the two layers'
+weights, an indefinite block with zero trace and no outliers for a sketch to catch (the top
+20 eigenvalues hold 6% of ‖H‖_F²). Hutch++ at 300 products had a 1.7% standard error there,
+plain Hutchinson 1.0%. ``"auto"`` therefore
+
+1. sketches a small chunk first and keeps deflating (adaptive Hutch++) only when that removed
+   at least half of ‖H‖_F² and keeps paying (see :func:`_sketch`);
+2. draws the other probes in *sign designs*: one z gives h probes D_i z (h a power of 2), D_i
+   flipping the signs of some modules' coordinates by the rows of a Hadamard matrix, so that
+   the mean of the h quadratic forms cancels the cross-module blocks exactly and keeps every
+   probe's expectation tr H (see :func:`_auto`). A pilot picks h ∈ {1, 2, 4, 8} by measured
+   variance per product. On the benchmark h = 2 cut the variance per product 5× against
+   plain probes;
+3. states the standard error of the whole combination from samples drawn after the choice
+   (50 seeds on a small model: the true trace within ±1.96·stderr 47 times).
+
+Products go through the retained graph in batches (``is_grads_batched``), ≈ 4× faster per
+product than one at a time, which pays for the default budget of 500 (stderr ≈ 0.3% on
+the benchmark MLP).
 
 **Density.** Stochastic Lanczos quadrature (Golub & Meurant; Ghorbani, Krishnan & Xiao
 2019): m Lanczos steps from a random unit vector v give the Gauss quadrature nodes θᵢ
