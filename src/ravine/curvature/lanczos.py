@@ -159,8 +159,13 @@ def _jacobi_eigh(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                 for row in V:
                     vkp, vkq = row[p], row[q]
                     row[p], row[q] = c * vkp - sn * vkq, sn * vkp + c * vkq
-    order = sorted(range(n), key=lambda i: A[i][i])
-    values = torch.tensor([A[i][i] for i in order], dtype=T.dtype, device=T.device)
+    T0 = T.double().tolist()
+    rayleigh = []  # vᵀTv of the computed vectors: the rotations' rounding enters squared
+    for i in range(n):
+        col = [row[i] for row in V]
+        rayleigh.append(math.fsum(col[a] * T0[a][b] * col[b] for a in range(n) for b in range(n)))
+    order = sorted(range(n), key=lambda i: rayleigh[i])
+    values = torch.tensor([rayleigh[i] for i in order], dtype=T.dtype, device=T.device)
     vectors = torch.tensor([[row[i] for i in order] for row in V], dtype=T.dtype, device=T.device)
     return values, vectors
 
