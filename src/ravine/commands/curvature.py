@@ -47,7 +47,7 @@ def curvature(
     time_s, timings (seconds per part); eigenvalues {values (descending: the k largest,
     then the k smallest), which, tol, error_bounds, converged, n_products, method,
     lambda_max, lambda_min}; trace {value, stderr (95%: ±1.96·stderr), n_products,
-    method}; condition_number (λ_max/λ_min, null unless λ_min > 0); critical_point {kind:
+    method, sketch (dimension traced exactly), design (probes per sign design)}; condition_number (λ_max/λ_min, null unless λ_min > 0); critical_point {kind:
     minimum | maximum | saddle | degenerate, n_positive, n_negative, n_zero, lambda_min,
     lambda_max, grad_norm, critical}; taylor {eps, predicted, actual, loss, grad_sq, gHg,
     curvature (gᵀHg/gᵀg), eps_star (gᵀg/gᵀHg), eps_increase, lambda_max, lr_max
