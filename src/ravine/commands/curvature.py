@@ -30,7 +30,7 @@ def curvature(
     tol: Annotated[float, typer.Option(help="Relative accuracy of each eigenvalue.")] = 1e-4,
     samples: Annotated[int, typer.Option(help="Training samples in the loss (0: the whole training split).")]
     = 1024,
-    trace_products: Annotated[int, typer.Option(help="Hessian-vector products for the Hutch++ trace.")] = 300,
+    trace_products: Annotated[int, typer.Option(help="Hessian-vector products for the trace.")] = 500,
     dtype: Annotated[str, typer.Option(help="float64 (default, exact to more digits) or float32.")] = "float64",
     option: Annotated[list[str] | None, typer.Option(help="Problem option key=value (e.g. data_dir=DIR); "
                                                           "repeat.")] = None,
@@ -47,7 +47,7 @@ def curvature(
     time_s, timings (seconds per part); eigenvalues {values (descending: the k largest,
     then the k smallest), which, tol, error_bounds, converged, n_products, method,
     lambda_max, lambda_min}; trace {value, stderr (95%: ±1.96·stderr), n_products,
-    method}; condition_number (λ_max/λ_min, null unless λ_min > 0); critical_point {kind:
+    method, sketch (dimension traced exactly), design (probes per sign design)}; condition_number (λ_max/λ_min, null unless λ_min > 0); critical_point {kind:
     minimum | maximum | saddle | degenerate, n_positive, n_negative, n_zero, lambda_min,
     lambda_max, grad_norm, critical}; taylor {eps, predicted, actual, loss, grad_sq, gHg,
     curvature (gᵀHg/gᵀg), eps_star (gᵀg/gᵀHg), eps_increase, lambda_max, lr_max
@@ -159,7 +159,7 @@ def _print(summary: Any, folder: Path) -> None:
         (f"[bold]critical point:[/] {p.kind} (‖g‖ = {summary.grad_norm:.3g})" if p.critical else
          f"[bold]not a critical point[/] (‖g‖ = {summary.grad_norm:.3g}); the curvature is {_SHAPE[p.kind]}"),
         f"[bold]condition number:[/] {'∞ (λ_min ≤ 0)' if kappa == float('inf') else f'{kappa:.4g}'}",
-        f"[bold]trace:[/] {summary.trace.value:.5g} ± {1.96 * summary.trace.stderr:.2g} (95%, Hutch++)",
+        f"[bold]trace:[/] {summary.trace.value:.5g} ± {1.96 * summary.trace.stderr:.2g} (95%, {summary.trace.method})",
         f"[bold]Taylor step:[/] ε* = gᵀg/gᵀHg = {t.eps_star:.4g}, 2/λ_max = "
         f"{'—' if t.lr_max is None else f'{t.lr_max:.4g}'}",
         f"{summary.n_products} Hessian-vector products in {summary.time_s:.2f} s; written to {escape(str(folder))}",

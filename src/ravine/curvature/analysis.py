@@ -40,7 +40,7 @@ def lambda_max(model: Any, loss_fn: LossFn | None = None, data: Data | None = No
 
     Example:
         >>> import torch
-        >>> lambda_max(torch.diag(torch.tensor([1.0, 5.0, 3.0], dtype=torch.float64)))
+        >>> round(lambda_max(torch.diag(torch.tensor([1.0, 5.0, 3.0], dtype=torch.float64))), 12)
         5.0
     """
     return eigenvalues(model, loss_fn, data, k=1, which="largest", tol=tol, seed=seed, mode=mode).lambda_max

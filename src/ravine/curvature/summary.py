@@ -91,7 +91,7 @@ class CurvatureSummary:
 
 
 def analyze(model: nn.Module, loss_fn: LossFn, data: Data, *, k: int = 5, which: str = "both_ends",
-            tol: float = 1e-4, trace_products: int = 300, density_probes: int = 2, density_steps: int = 60,
+            tol: float = 1e-4, trace_products: int = 500, density_probes: int = 2, density_steps: int = 60,
             grad_tol: float = 1e-6, seed: int = 0, mode: Mode = "auto",
             progress: Progress | None = None) -> CurvatureSummary:
     """Extreme eigenvalues, trace, density, conditioning, critical-point kind and Taylor step at θ.
@@ -102,7 +102,7 @@ def analyze(model: nn.Module, loss_fn: LossFn, data: Data, *, k: int = 5, which:
     Args:
         model, loss_fn, data: as in :func:`~ravine.curvature.eigenvalues`.
         k, which, tol: of the eigenvalue computation.
-        trace_products: Hutch++ budget.
+        trace_products: Hessian-vector products for the trace (``method="auto"``).
         density_probes, density_steps: of the SLQ density.
         grad_tol: ‖g‖ below which the point counts as critical.
         seed: of every random probe.
