@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     warnings.showwarning = common.warning_line  # a library warning is one plain line, not a source excerpt
     command = typer.main.get_command(app)
     _flags_without_value(command)
+    from ravine.commands import help as help_pages
+
+    help_pages.install(command)  # help that wraps between words at any width (see its docstring)
     try:
         code = command.main(args=argv, prog_name="ravine", standalone_mode=False)
     except click_exc.NoArgsIsHelpError:  # bare `ravine`: Typer has printed the help already
