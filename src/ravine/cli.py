@@ -194,7 +194,7 @@ def _interrupted_line(message: str = "") -> None:
     """The one line of a Ctrl-C that no command reported (plain text: Rich may be half-imported)."""
     if not message:
         message = {"starting": "interrupted while starting; nothing was written",
-                   "finished": "interrupted after the command finished; its outputs are written"}.get(
+                   "finished": "interrupted as the command ended; what it wrote is on disk"}.get(
                        _stage, "interrupted")
     try:
         sys.stdout.flush()

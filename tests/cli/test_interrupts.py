@@ -291,3 +291,26 @@ def test_a_failed_command_removes_its_folder_as_a_real_process(tmp_path):
                           env=cli_env("pipe"), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert not out.exists()
+
+
+def test_train_ctrl_c_after_training_keeps_the_run_and_resume_writes_the_report(tmp_path, monkeypatch):
+    import ravine.commands.train as train_command
+
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('problem = "breast-cancer-logreg"\noptimizer = "sgd"\nepochs = 2\n')
+    out = tmp_path / "out"
+    real = train_command._write_report
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_command, "_write_report", ctrl_c)
+    run = run_inproc(["train", str(cfg), "--out", str(out)])
+    assert run.returncode == 130 and len(run.stderr_lines()) == 1, run.describe()
+    assert f"--resume --out {out}" in run.stderr and "Traceback" not in run.output
+    assert (out / "checkpoint.pt").is_file() and (out / "result.json").is_file()
+    assert not (out / "report.html").exists()
+    monkeypatch.setattr(train_command, "_write_report", real)
+    again = run_inproc(["train", str(cfg), "--resume", "--out", str(out)])
+    assert again.returncode == 0, again.describe()
+    assert (out / "report.html").is_file()

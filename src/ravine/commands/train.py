@@ -106,9 +106,10 @@ def _run(config: Path, resume: bool, overwrite: bool, nproc: int | None, out: Pa
     except KeyboardInterrupt:
         import shlex
 
+        extra = f" --nproc {cfg.nproc}" if cfg.nproc > 1 else ""
         raise Interrupted(f"interrupted after training finished: the run is saved in {folder} (checkpoint.pt, "
                           f"history.json); write result.json and the report with: ravine train "
-                          f"{shlex.quote(str(config))} --resume --out {shlex.quote(str(folder))}") from None
+                          f"{shlex.quote(str(config))} --resume --out {shlex.quote(str(folder))}{extra}") from None
     if history.status == "diverged":
         raise DivergenceError(history.message)
 
