@@ -13,6 +13,7 @@ left column gets a line of its own, and on a narrow screen every help goes under
 from __future__ import annotations
 
 import inspect
+import io
 import re
 from typing import Any
 
@@ -84,39 +85,29 @@ def _panel(title: str, rows: list[tuple[Text, Text, Text]], width: int) -> Panel
     """
     inner = max(width - 4, 20)  # the panel's two borders and one space of padding on each side
     cap = max(12, int(inner * LEFT_SHARE))
-    fitting = [len(left) for left, _, _ in rows if len(left) <= cap]
+    fitting = [left.cell_len for left, _, _ in rows if left.cell_len <= cap]
     left_width = max(fitting, default=0)
     help_width = inner - left_width - 2
     stacked = help_width < MIN_HELP_WIDTH
     if stacked:
         help_width = inner - 4
     lines: list[Text] = []
-    measure = Console(width=inner, color_system=None, file=_Null())
+    measure = Console(width=inner, color_system=None, file=io.StringIO())  # measures, prints nothing
     for left, help_text, extra in rows:
         wrapped = list(help_text.wrap(measure, help_width)) if help_text.plain else []
-        if extra.plain and wrapped and len(wrapped[-1]) + 1 + len(extra) <= help_width:
+        if extra.plain and wrapped and wrapped[-1].cell_len + 1 + extra.cell_len <= help_width:
             wrapped[-1] = Text.assemble(wrapped[-1], " ", extra)
         elif extra.plain:
             wrapped.extend(extra.wrap(measure, help_width))
-        for piece in (left.wrap(measure, inner) if len(left) > inner else [left]):
+        for piece in (left.wrap(measure, inner) if left.cell_len > inner else [left]):
             lines.append(piece)
         indent = 4 if stacked else left_width + 2
-        if not stacked and len(left) <= left_width and wrapped:
-            lines[-1] = Text.assemble(lines[-1], " " * (indent - len(lines[-1])), wrapped.pop(0))
+        if not stacked and left.cell_len <= left_width and wrapped:
+            lines[-1] = Text.assemble(lines[-1], " " * (indent - lines[-1].cell_len), wrapped.pop(0))
         lines.extend(Text.assemble(" " * indent, line) for line in wrapped)
     body = Text("\n").join(lines)
     body.no_wrap = True
     return Panel(body, title=title, title_align="left", border_style="dim", width=width)
-
-
-class _Null:
-    """A file that swallows writes (the measuring console prints nothing)."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
 
 
 def render(command: Any, ctx: Any) -> None:
