@@ -6,7 +6,8 @@ Example:
     >>> opt = ravine.optim.create("momentum", model.parameters(), lr=0.1, momentum=0.9)
 """
 
-from ravine import optim, schedules
+from typing import Any
+
 from ravine.errors import (
     CheckpointError,
     ClosureError,
@@ -19,6 +20,19 @@ from ravine.errors import (
 )
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """``ravine.optim`` and ``ravine.schedules`` load on first use (PEP 562).
+
+    They import torch, which takes seconds; the command line must be able to catch a
+    Ctrl-C before that (see ``ravine.cli.main``).
+    """
+    if name in ("optim", "schedules"):
+        import importlib
+
+        return importlib.import_module(f"ravine.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "CheckpointError",

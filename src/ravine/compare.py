@@ -14,7 +14,10 @@ Example:
 Ctrl-C during a comparison writes ``results.json`` and the report for the runs
 that finished, marks the result incomplete and raises
 :class:`ravine.train.results.CompareInterrupted`; ``compare(..., resume=True)``
-on the same ``out_dir`` then trains only the missing runs.
+on the same ``out_dir`` then trains only the missing runs. Once every run has
+trained, ``results.json`` is written whole even if Ctrl-C comes meanwhile; a Ctrl-C
+while the report is drawn raises ``CompareInterrupted`` with nothing missing, and
+``resume=True`` then only draws the report.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from ravine.train import Callback, TrainState, fit
 from ravine.train.results import (CompareInterrupted, CompareResult, History, RunResult, Summary, TrainResult,
                                   Verdict)
 from ravine.train.spec import RunSpec, resolve_spec
-from ravine.utils import resolve_device, write_json
+from ravine.utils import resolve_device, sigint_deferred, write_json
 
 DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
@@ -438,14 +441,33 @@ def compare(problem: str = "digits-mlp", optimizers: Sequence[str] | str = DEFAU
                                              curvature)
             result.missing.remove(name)
     except KeyboardInterrupt:
-        result.wall_time = time.perf_counter() - start + (previous.wall_time if previous else 0.0)
-        written = _write(out, result) if out is not None else None
-        raise CompareInterrupted(result, written) from None
-    result.runs = {name: result.runs[name] for name in names}
-    result.wall_time = time.perf_counter() - start + (previous.wall_time if previous else 0.0)
-    if out is not None:
-        _write(out, result)
+        raise _stop(result, out, start, previous) from None
+    try:
+        with sigint_deferred():  # once every run has trained, results.json lands whole
+            result.runs = {name: result.runs[name] for name in names}
+            result.wall_time = time.perf_counter() - start + (previous.wall_time if previous else 0.0)
+            if out is not None:
+                _write_results(out, result)
+        if out is not None:
+            _write_report(out, result)
+    except KeyboardInterrupt:  # while the report was drawn: every run is in results.json
+        raise CompareInterrupted(result, out) from None
     return result
+
+
+def _stop(result: CompareResult, out: Path | None, start: float,
+          previous: CompareResult | None) -> CompareInterrupted:
+    """After a Ctrl-C: results.json (whole, whatever else is pressed) and, unless Ctrl-C comes again, the report."""
+    try:
+        with sigint_deferred():
+            result.wall_time = time.perf_counter() - start + (previous.wall_time if previous else 0.0)
+            if out is not None:
+                _write_results(out, result)
+        if out is not None:
+            _write_report(out, result)
+    except KeyboardInterrupt:  # a second Ctrl-C while the report was drawn
+        pass
+    return CompareInterrupted(result, out)
 
 
 def _resolve_all(recipe: problems.Problem, names: list[str], lr: dict, hyper: dict, schedule: Any,
@@ -563,12 +585,14 @@ def _check_previous(previous: CompareResult | None, result: CompareResult, specs
             del previous.runs[name]
 
 
-def _write(out: Path, result: CompareResult) -> Path:
-    """results.json and (when some run finished) the report."""
-    from ravine.report import write_report
-
+def _write_results(out: Path, result: CompareResult) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", result.to_json())
+
+
+def _write_report(out: Path, result: CompareResult) -> None:
+    """The report, when some run finished."""
+    from ravine.report import write_report
+
     if result.runs:
         write_report(out, result, title=f"ravine compare · {result.problem}")
-    return out

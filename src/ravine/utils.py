@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+from collections.abc import Iterator
 
 import torch
 
@@ -110,6 +112,32 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
             except OSError:
                 pass
     return removed
+
+
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) until the block ends, then deliver it: for writes that must land whole.
+
+    Off the main thread (where Python cannot set signal handlers) this does nothing.
+
+    Example:
+        >>> with sigint_deferred():
+        ...     write_json(Path(tempfile.mkdtemp()) / "results.json", {"loss": [0.5]})
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            signal.raise_signal(signal.SIGINT)  # to the handler that was there before
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

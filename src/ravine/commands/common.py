@@ -51,6 +51,9 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the full traceback
 # Lock files held by the running command (released by ``guard`` when the command ends).
 _held_locks: list[int] = []
 LOCK_NAME = ".ravine.lock"
+# What ``out_dir`` created for the running command: the lock file, then the folders, deepest
+# first (removed by ``guard`` when the command fails, each while it holds nothing else).
+_created_paths: list[Path] = []
 
 
 def error_line(message: str) -> None:
@@ -141,7 +144,12 @@ def lock_out(path: Path, command: str) -> None:
     """
     import fcntl
 
-    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        new = True
+    except FileExistsError:
+        fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+        new = False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -152,10 +160,13 @@ def lock_out(path: Path, command: str) -> None:
     os.ftruncate(fd, 0)
     os.write(fd, f"`ravine {command}` (pid {os.getpid()})".encode())
     _held_locks.append(fd)
+    if new:
+        _created_paths.insert(0, path / LOCK_NAME)
 
 
 def release_locks() -> None:
-    """Release every lock taken by :func:`lock_out` in this process."""
+    """Release every lock taken by :func:`lock_out` in this process (what it created is then kept)."""
+    _created_paths.clear()  # without the lock, removing the folder could pull it from under another command
     while _held_locks:
         fd = _held_locks.pop()
         try:
@@ -165,24 +176,60 @@ def release_locks() -> None:
 
 
 def out_dir(out: Path | None, command: str) -> Path:
-    """The command's output folder: checked, created, locked, cleared of stale temp files."""
+    """The command's output folder: checked, created, locked, cleared of stale temp files.
+
+    The folders this creates are remembered: if the command then fails, :func:`guard`
+    removes those that still hold nothing but the lock (a folder that existed before is
+    never removed).
+    """
     from ravine.utils import remove_stale_temp_files
 
     path = out if out is not None else default_out(command)
-    check_out(path)
-    lock_out(path, command)
+    try:
+        _created_paths[:0] = [p for p in (path, *path.parents) if not os.path.lexists(p)]
+    except (OSError, ValueError):  # a path the checks below refuse with a clear line
+        pass
+    try:
+        check_out(path)
+        lock_out(path, command)
+    except BaseException:
+        discard_created()
+        release_locks()
+        raise
     remove_stale_temp_files(path)
     return path
+
+
+def discard_created() -> None:
+    """Remove what :func:`out_dir` created (lock file, folders) while it holds nothing else, deepest first.
+
+    The lock file goes while the lock is still held, so a second command that opened it
+    meanwhile was refused, and one that starts later makes a new file (and the folder stays).
+    """
+    while _created_paths:
+        path = _created_paths.pop(0)
+        try:
+            if path.name == LOCK_NAME:
+                if _held_locks:
+                    path.unlink()
+            else:
+                path.rmdir()
+        except OSError:  # not empty (results, another command's files) or gone: keep it and its parents
+            _created_paths.clear()
 
 
 def guard(debug: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``fn``; on a ``RavineError`` print one line and exit 2 (1 for divergence).
 
     Ctrl-C exits with 130 after saying so; ``fn`` may raise :class:`Interrupted` to say
-    more (e.g. how to resume). The ``--out`` lock is released in every case.
+    more (e.g. how to resume). The ``--out`` lock is released in every case; when ``fn``
+    fails, the ``--out`` folder it created is removed again if it holds nothing else.
     """
+    finished = False
     try:
-        return fn(*args, **kwargs)
+        value = fn(*args, **kwargs)
+        finished = True
+        return value
     except RavineError as exc:
         if debug:
             traceback.print_exc()
@@ -192,6 +239,10 @@ def guard(debug: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         error_line(str(exc) if isinstance(exc, Interrupted) else "interrupted")
         raise typer.Exit(130) from None
     finally:
+        if finished:
+            _created_paths.clear()
+        else:
+            discard_created()
         release_locks()
 
 

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from ravine.commands.common import (DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir, parse_batch_size,
-                                   print_table, problem_for, problem_options)
+from ravine.commands.common import (DebugOpt, DeviceOpt, Interrupted, OutOpt, SeedOpt, console, guard, out_dir,
+                                   parse_batch_size, print_table, problem_for, problem_options)
 from ravine.commands.progress import run_bars
 from ravine.errors import ConfigError, DivergenceError, check_range
 
@@ -219,11 +219,7 @@ def compare(
                                      device=device, out_dir=folder, progress=bars, resume=resume,
                                      curvature=curvature, sequential=sequential)
         except CompareInterrupted as stop:
-            done = ", ".join(stop.result.runs) or "none"
-            console.print(f"interrupted: finished runs ({done}) written to {folder / 'results.json'}; "
-                          f"missing: {', '.join(stop.result.missing)}. Finish them with the same options and "
-                          f"--resume --out {folder}")
-            raise typer.Exit(130) from None
+            raise Interrupted(_interrupted_message(stop.result, folder)) from None
         _print_summary(results)
         if curvature:
             from ravine.report.notes import curvature_note
@@ -235,6 +231,16 @@ def compare(
             raise DivergenceError("every run diverged (see the messages above); lower the learning rates")
 
     guard(debug, run)
+
+
+def _interrupted_message(result: Any, folder: Path) -> str:
+    """What a Ctrl-C kept and the command that finishes the comparison (one line)."""
+    done = ", ".join(result.runs) or "none"
+    if not result.missing:
+        return (f"interrupted while writing the report: every run ({done}) is in {folder / 'results.json'}; "
+                f"write the report with the same options and --resume --out {folder}")
+    return (f"interrupted: finished runs ({done}) written to {folder / 'results.json'}; missing: "
+            f"{', '.join(result.missing)}; finish them with the same options and --resume --out {folder}")
 
 
 def _keep_interrupted(folder: Path) -> None:

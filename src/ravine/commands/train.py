@@ -105,9 +105,24 @@ def _run(config: Path, resume: bool, overwrite: bool, nproc: int | None, out: Pa
             raise Interrupted(_resume_hint(config, folder, cfg)) from None
     if not is_rank0:
         return
+    try:
+        _finish(cfg, history, folder)
+    except KeyboardInterrupt:
+        import shlex
+
+        extra = f" --nproc {cfg.nproc}" if cfg.nproc > 1 else ""
+        raise Interrupted(f"interrupted after training finished: the run is saved in {folder} (checkpoint.pt, "
+                          f"history.json); write result.json and the report with: ravine train "
+                          f"{shlex.quote(str(config))} --resume --out {shlex.quote(str(folder))}{extra}") from None
+    if history.status == "diverged":
+        raise DivergenceError(history.message)
+
+
+def _finish(cfg: Any, history: Any, folder: Path) -> None:
+    """The summary, diagnosis, result.json and report of a trained run."""
     from ravine import problems
     from ravine.compare import train_result
-    from ravine.utils import write_json
+    from ravine.utils import sigint_deferred, write_json
 
     recipe = problems.get(cfg.problem)
     inst = recipe.build(seed=cfg.seed, **cfg.problem_options)  # for target and reference
@@ -116,10 +131,9 @@ def _run(config: Path, resume: bool, overwrite: bool, nproc: int | None, out: Pa
     _print_summary(cfg, history, summary, folder)
     console.print(f"[bold]diagnosis:[/] {escape(diagnosis.kind + ' — ' + diagnosis.explanation)}",
                   highlight=False)
-    write_json(folder / "result.json", result.to_json())
+    with sigint_deferred():
+        write_json(folder / "result.json", result.to_json())
     _write_report(cfg, result, folder)
-    if history.status == "diverged":
-        raise DivergenceError(history.message)
 
 
 def _resume_hint(config: Path, folder: Path, cfg: Any) -> str:
