@@ -222,3 +222,25 @@ def test_compare_refuses_to_start_over_on_an_interrupted_comparison(tmp_path):
     again = run_inproc([*args, "--overwrite"])
     assert again.returncode == 0, again.stderr
     assert '"complete": true' in (out / "results.json").read_text()
+
+
+def test_an_unforeseen_fault_is_one_internal_error_line_and_debug_shows_the_traceback(monkeypatch, tmp_path):
+    """A library error ravine did not foresee (here torch refusing a kernel, as torch.optim.Adagrad's
+    fused kernel once did on CUDA) is one line and exit 1, the --out folder is not left behind;
+    --debug shows the traceback."""
+    import ravine.compare
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("`fused=True` requires all the params to be floating point Tensors\nsecond line")
+
+    monkeypatch.setattr(ravine.compare, "compare", broken)
+    out = tmp_path / "run"
+    args = ["compare", "--problem", "breast-cancer-logreg", "--optimizers", "sgd", "--epochs", "1", "--out", out]
+    run = run_inproc(args)
+    lines = [ln for ln in (run.stdout + run.stderr).splitlines() if ln.strip()]
+    assert run.returncode == 1
+    assert len(lines) == 1 and lines[0].startswith("error: internal error: RuntimeError: `fused=True` requires")
+    assert "--debug" in lines[0] and "Traceback" not in run.stderr
+    assert not out.exists()
+    debug = run_inproc([*args, "--debug"])
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "second line" in debug.stderr

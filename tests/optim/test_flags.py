@@ -133,3 +133,17 @@ def test_torch_state_loaded_into_a_ravine_rule_is_refused_with_the_reason(torch_
     opt = create(name, [w])
     with pytest.raises(CheckpointError, match=why):
         opt.load_state_dict(source.state_dict())
+
+
+def test_a_fused_kernel_missing_on_a_device_falls_back_to_foreach_or_is_refused_by_name():
+    """torch.optim.Adagrad's fused kernel is CPU-only although torch's generic device list names
+    CUDA; the same mechanism, exercised here with the CPU marked missing."""
+    from ravine.errors import HyperparameterError
+    from ravine.optim.first_order import FUSED_DEVICES_MISSING, kernel_flags
+
+    assert FUSED_DEVICES_MISSING[torch.optim.Adagrad] == ("cuda",)
+    x = [torch.zeros(3)]
+    assert kernel_flags(x, fused=None, has_fused=True) == {"fused": True}
+    assert kernel_flags(x, fused=None, has_fused=True, missing=("cpu",)) == {"foreach": True}
+    with pytest.raises(HyperparameterError, match=r"^Invalid fused for adagrad on cpu: True"):
+        kernel_flags(x, fused=True, has_fused=True, missing=("cpu",), who="adagrad")

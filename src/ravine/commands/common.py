@@ -219,7 +219,8 @@ def discard_created() -> None:
 
 
 def guard(debug: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ``fn``; on a ``RavineError`` print one line and exit 2 (1 for divergence).
+    """Run ``fn``; on a ``RavineError`` print one line and exit 2 (1 for divergence); any other
+    exception is one ``internal error`` line and exit 1 (``--debug`` shows its traceback).
 
     Ctrl-C exits with 130 after saying so; ``fn`` may raise :class:`Interrupted` to say
     more (e.g. how to resume). The ``--out`` lock is released in every case; when ``fn``
@@ -238,6 +239,13 @@ def guard(debug: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except KeyboardInterrupt as exc:
         error_line(str(exc) if isinstance(exc, Interrupted) else "interrupted")
         raise typer.Exit(130) from None
+    except Exception as exc:  # a fault ravine did not foresee (a library's error, out of memory): one line, exit 1
+        if debug or type(exc).__module__.split(".")[0] in ("typer", "click"):  # Exit, usage errors: the CLI's own
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        error_line(f"internal error: {type(exc).__name__}: {first[:300]} (not a problem with your input as far as "
+                   "ravine can tell; rerun with --debug for the traceback, and please report it)")
+        raise typer.Exit(1) from None
     finally:
         if finished:
             _created_paths.clear()

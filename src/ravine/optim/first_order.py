@@ -144,12 +144,19 @@ def split_params(params: Params) -> tuple[list[Any], list[torch.Tensor]]:
     return items, tensors
 
 
+# torch classes whose fused kernel skips devices that torch's generic list names: torch.optim.Adagrad's
+# fused kernel is CPU-only (it checks ``cuda_unsupported=True``), so picking it on CUDA would crash the step.
+FUSED_DEVICES_MISSING: dict[type, tuple[str, ...]] = {torch.optim.Adagrad: ("cuda",)}
+
+
 def kernel_flags(tensors: list[torch.Tensor], fused: bool | None, has_fused: bool,
-                 foreach: bool | None = None) -> dict[str, bool]:
+                 foreach: bool | None = None, missing: tuple[str, ...] = (), who: str = "") -> dict[str, bool]:
     """``{"fused": True}`` where torch's fused kernel can run on ``tensors``, else ``{"foreach": True}``.
 
     ``fused=None`` picks automatically; an explicit True/False is respected, and so is an
-    explicit ``foreach`` (``foreach=False``: torch's per-tensor loop).
+    explicit ``foreach`` (``foreach=False``: torch's per-tensor loop). ``missing``: device types
+    this kernel lacks although torch's generic list names them; an explicit ``fused=True`` there
+    is refused by name.
 
     Example:
         >>> kernel_flags([torch.zeros(2)], fused=None, has_fused=True)
@@ -161,11 +168,16 @@ def kernel_flags(tensors: list[torch.Tensor], fused: bool | None, has_fused: boo
         raise HyperparameterError("Invalid fused, foreach: both True (allowed: at most one of them True)")
     if foreach is not None:
         return {"foreach": foreach, "fused": False} if fused is not None else {"foreach": foreach}
+    devices = [d for d in _get_fused_kernels_supported_devices() if d not in missing]
     if fused is None:
-        devices = _get_fused_kernels_supported_devices()
         fused = has_fused and all(
             t.is_floating_point() and not t.is_sparse and t.device.type in devices for t in tensors
         )
+    elif fused and missing:
+        off = sorted({t.device.type for t in tensors if t.device.type in missing})
+        if off:
+            raise HyperparameterError(f"Invalid fused for {who or 'this optimizer'} on {', '.join(off)}: True "
+                                      f"(allowed: False or None; torch's fused kernel runs on {', '.join(devices)})")
     return {"fused": True} if fused else {"foreach": True}
 
 
@@ -220,7 +232,8 @@ def torch_flags(torch_class: type[torch.optim.Optimizer], who: str, tensors: lis
         foreach = False if foreach is None else foreach
     if capturable and fused is None and foreach is None:
         foreach = True  # torch's capturable mode runs on the foreach path; its fused kernel wants CUDA
-    out.update(kernel_flags(tensors, fused, has_fused="fused" in accepted, foreach=foreach))
+    out.update(kernel_flags(tensors, fused, has_fused="fused" in accepted, foreach=foreach,
+                            missing=FUSED_DEVICES_MISSING.get(torch_class, ()), who=who))
     return out
 
 
