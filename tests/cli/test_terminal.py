@@ -132,3 +132,13 @@ def test_print_table_falls_back_instead_of_cutting(monkeypatch):
         for cell in rows[0][:3]:
             assert cell in text, (width, text)
         assert all(len(line) <= width for line in text.splitlines()), (width, text)
+
+
+@pytest.mark.parametrize("mode", ["pty", "pipe"])
+def test_the_written_path_is_one_unbroken_line_a_user_can_copy(tmp_path, mode):
+    """A long --out path (with a '[' that Rich would read as markup) is printed whole on one line."""
+    out = tmp_path / ("a-rather-long-folder-name-for-the-results-of-this-run-[x]" * 2) / "out"
+    run = run_cli(["activations", "--out", out], mode)
+    assert run.returncode == 0, run.stdout + run.stderr
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", run.stdout)
+    assert any(line.startswith("wrote ") and str(out / "activations.json") in line for line in plain.splitlines()), plain

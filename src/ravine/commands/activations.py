@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from ravine.commands.common import DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir, print_table
+from ravine.commands.common import (DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir, print_table,
+                                    plain_line)
 
 
 def activations(
@@ -67,7 +68,7 @@ def _run(names: str, samples: int, shift: float, repeats: int, out: Path | None,
     write_json(path / "activations.json", result)
     atomic_write_bytes(path / "activations.png", to_png(act.figure(chosen)))
     _print(rows, shift)
-    console.print(f"wrote {path / 'activations.json'} and {path / 'activations.png'}", highlight=False)
+    plain_line(f"wrote {path / 'activations.json'} and {path / 'activations.png'}")
 
 
 def _print(rows: list, shift: float) -> None:

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from ravine.commands.common import DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir, print_table
+from ravine.commands.common import (DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir, print_table,
+                                    plain_line)
 
 EXAMPLES = ("course", "sigmoid")
 
@@ -73,7 +74,7 @@ def _run(example: str | None, problem: str | None, batch: int, max_coords: int, 
         result = _examples(example, x1, x2)
         path = out_dir(out, "autodiff")
         write_json(path / "autodiff.json", result)
-        console.print(f"wrote {path / 'autodiff.json'}", highlight=False)
+        plain_line(f"wrote {path / 'autodiff.json'}")
         return
     from ravine import problems
 
@@ -101,7 +102,7 @@ def _run(example: str | None, problem: str | None, batch: int, max_coords: int, 
     if len(results) > 1:
         ok = [n for n, r in results.items() if r["gradcheck"]["passed"]]
         console.print(f"gradcheck passed on {len(ok)}/{len(results)} problems", highlight=False)
-    console.print(f"wrote {path / 'autodiff.json'}", highlight=False)
+    plain_line(f"wrote {path / 'autodiff.json'}")
 
 
 def _check_problem(name: str, inst: Any, batch: int, max_coords: int, eps: float, rtol: float, atol: float,

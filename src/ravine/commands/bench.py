@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ravine.commands.common import DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir, print_table
+from ravine.commands.common import (DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir, print_table,
+                                    plain_line)
 from ravine.errors import unknown_name
 
 MethodOpt = Annotated[str, typer.Option("--method", help="lm, gn, levenberg, or all (the three ravine methods).")]
@@ -55,7 +56,7 @@ def _run(name: str, method: str, out: Any, seed: int, device: str, problems: str
                            progress=lambda label: bar.update(task, advance=1, description=label))
     write_json(path / f"{name}.json", result)
     _print_summary(result)
-    console.print(f"wrote {path / f'{name}.json'} ({result['wall_time']:.1f} s)")
+    plain_line(f"wrote {path / f'{name}.json'} ({result['wall_time']:.1f} s)")
 
 
 def _print_summary(result: dict[str, Any]) -> None:

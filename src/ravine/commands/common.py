@@ -218,6 +218,12 @@ def discard_created() -> None:
             _created_paths.clear()
 
 
+def plain_line(text: str) -> None:
+    """Print ``text`` as one logical line: no Rich markup (a path may hold ``[``), no highlighting,
+    and no wrapping, so a path the user copies from the terminal stays whole."""
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
 def guard(debug: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``fn``; on a ``RavineError`` print one line and exit 2 (1 for divergence); any other
     exception is one ``internal error`` line and exit 1 (``--debug`` shows its traceback).

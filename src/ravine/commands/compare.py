@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from ravine.commands.common import (DebugOpt, DeviceOpt, Interrupted, OutOpt, SeedOpt, console, guard, out_dir,
-                                   parse_batch_size, print_table, problem_for, problem_options)
+                                   parse_batch_size, print_table, problem_for, problem_options, plain_line)
 from ravine.commands.progress import run_bars
 from ravine.errors import ConfigError, DivergenceError, check_range
 
@@ -226,7 +226,7 @@ def compare(
 
             for line in curvature_note(results):
                 console.print(escape(line), highlight=False)
-        console.print(f"wrote {folder / 'report.html'}")
+        plain_line(f"wrote {folder / 'report.html'}")
         if all(run.summary.status != "ok" for run in results.runs.values()):
             raise DivergenceError("every run diverged (see the messages above); lower the learning rates")
 

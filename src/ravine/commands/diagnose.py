@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from ravine.commands.common import (DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir,
-                                   parse_batch_size, problem_for, problem_options)
+                                   parse_batch_size, problem_for, problem_options, plain_line)
 from ravine.commands.progress import run_bars
 from ravine.errors import ConfigError
 
@@ -90,7 +90,7 @@ def diagnose(
                                  compare_inits=compare_inits, problem_options=options, seed=seed, device=device,
                                  out_dir=folder, progress=bars)
         _print(result)
-        console.print(f"wrote {folder / 'diagnose.json'} and {folder / 'report.html'}")
+        plain_line(f"wrote {folder / 'diagnose.json'} and {folder / 'report.html'}")
 
     guard(debug, run)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ravine.commands.common import DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir
+from ravine.commands.common import DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir, plain_line
 
 
 def landscape(
@@ -79,6 +79,6 @@ def landscape(
         if p.explained_variance:
             console.print(f"  the two PCA directions hold {100 * sum(p.explained_variance):.1f}% of the "
                           "trajectory's variance")
-        console.print(f"wrote {folder / 'landscape.json'} and {len(figures)} figures")
+        plain_line(f"wrote {folder / 'landscape.json'} and {len(figures)} figures")
 
     guard(debug, run)

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from ravine.commands.common import DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir, print_table
+from ravine.commands.common import (DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir, print_table,
+                                    plain_line)
 
 SYSTEMS = ("spd", "diag-dominant", "poisson", "diabetes", "diabetes-qr")
 
@@ -106,7 +107,7 @@ def _run(kappa: float, n: int, methods: str, system: str, spectrum: str, matrix:
     write_json(path / "linsys.json", result)
     report.write_report(path, result, sweep)
     _print(result, sweep)
-    console.print(f"wrote {path / 'linsys.json'} and {path / 'report.html'}", highlight=False)
+    plain_line(f"wrote {path / 'linsys.json'} and {path / 'report.html'}")
 
 
 def _fmt(v: Any, spec: str) -> str:

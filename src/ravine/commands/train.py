@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 
 from ravine.commands.common import (DebugOpt, Interrupted, OutOpt, console, err_console, guard, out_dir,
-                                   print_table)
+                                   print_table, plain_line)
 from ravine.errors import ConfigError, DivergenceError
 
 ConfigArg = Annotated[Path, typer.Argument(help="TOML config file (keys: see ravine.train.config).",
@@ -160,7 +160,7 @@ def _print_summary(cfg: Any, history: Any, summary: Any, folder: Path) -> None:
                 ["wall s: wall-clock seconds of the whole run, evaluations included"])
     if history.status == "diverged":
         err_console.print(f"last good checkpoint kept in {escape(str(folder))}")
-    console.print(f"wrote {folder}")
+    plain_line(f"wrote {folder}")
 
 
 def _write_report(cfg: Any, result: Any, folder: Path) -> None:

@@ -9,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ravine.commands.common import DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir
+from ravine.commands.common import DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir, plain_line
 from ravine.errors import ConfigError
 
 
@@ -93,6 +93,6 @@ def trajectories(
             table.add_row(name, _fmt(r.lr), f"({r.final[0]:.4g}, {r.final[1]:.4g})", _fmt(r.values[-1]),
                           _fmt(r.distance, ".1e"), _fmt(r.steps_to_within), r.status)
         console.print(table)
-        console.print(f"wrote {folder / 'trajectories.png'}" + (" and trajectories.gif" if gif else ""))
+        plain_line(f"wrote {folder / 'trajectories.png'}" + (" and trajectories.gif" if gif else ""))
 
     guard(debug, run)

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ravine.commands.common import (DebugOpt, DeviceOpt, OutOpt, SeedOpt, console, guard, out_dir,
-                                   parse_batch_size, problem_for)
+                                   parse_batch_size, problem_for, plain_line)
 from ravine.errors import ConfigError
 
 METHOD_HELP = "range-test, grid, random, log-then-fine or optuna."
@@ -126,7 +126,7 @@ def _finish(result: dict[str, Any], folder: Path, seeds: int, no_rerun: bool, *a
     write_json(folder / "tune.json", result)
     write_report(folder, result)
     _print(result)
-    console.print(f"wrote {folder / 'tune.json'} and {folder / 'report.html'}")
+    plain_line(f"wrote {folder / 'tune.json'} and {folder / 'report.html'}")
 
 
 def _print(result: dict[str, Any]) -> None:
