@@ -57,9 +57,18 @@ def test_linsys_bad_input_is_one_line_and_exit_2(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("args", [["--kappa", "0.5"], ["--matrix", "/no/such.npy"], ["--system", "hilbert"],
-                                  ["--sweep-kappas", "a,b"], ["--n", "1"], ["--tol", "0"], ["--device", "tpu"]])
+                                  ["--sweep-kappas", "a,b"], ["--n", "1"], ["--tol", "0"], ["--device", "tpu"],
+                                  ["--n", "1000000000"], ["--sweep-n", "100000000"]])
 def test_linsys_bad_values_exit_2(tmp_path, args) -> None:
     result = CliRunner().invoke(app, ["linsys", *args, "--out", str(tmp_path / "o")])
     assert result.exit_code == 2, result.output
     assert "Invalid" in result.output or "unknown" in result.output
 
+
+
+def test_a_huge_n_is_refused_by_name_before_any_allocation(tmp_path) -> None:
+    # 10⁹ rows would ask the allocator for 8·10¹⁸ bytes: once an 'internal error', exit 1
+    result = CliRunner().invoke(app, ["linsys", "--n", "1000000000", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert "Invalid n: 1000000000 (allowed: integer in [2, 20000])" in result.output
+    assert "internal error" not in result.output and not (tmp_path / "o").exists()

@@ -11,6 +11,9 @@ from ravine.commands.common import (DebugOpt, DeviceOpt, OutOpt, SeedOpt, consol
                                     plain_line)
 
 SYSTEMS = ("spd", "diag-dominant", "poisson", "diabetes", "diabetes-qr")
+# The generated systems are dense float64 n×n matrices (3.2 GB at 20 000) and LU / QR / Cholesky copy them:
+# a larger --n is a typo (an extra zero), better refused by name than met by the allocator's internal error.
+MAX_N = 20_000
 
 
 def linsys(
@@ -89,11 +92,11 @@ def _run(kappa: float, n: int, methods: str, system: str, spectrum: str, matrix:
 
     dev = resolve_device(device)
     check_int("seed", seed, 0, error=DataError)
-    check_int("n", n, 2, error=DataError)
+    check_int("n", n, 2, MAX_N, error=DataError)
     check_range("kappa", kappa, 1.0, error=DataError)
     names = study.parse_methods(methods)
     kappas = _parse_kappas(sweep_kappas)
-    check_int("sweep-n", sweep_n, 2, error=DataError)
+    check_int("sweep-n", sweep_n, 2, MAX_N, error=DataError)
     path = out_dir(out, "linsys")  # checked (and locked) before any work
     sys_ = _build(system, matrix, n, kappa, spectrum, seed, dev)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())

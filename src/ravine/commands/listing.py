@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from ravine.commands.common import DebugOpt, console, guard
 
@@ -35,14 +38,24 @@ def problems(debug: DebugOpt = False) -> None:
     def run() -> None:
         from ravine.problems import describe
 
-        rows = describe()
+        cols = ("name", "data", "model", "loss", "metric", "defaults")
+        rows = [[str(row.get(col, "")) for col in cols] for row in describe()]
+        # a column narrower than its longest word would break 'cross-entropy' or 'accuracy' mid-word;
+        # below that width (80 columns, piped) each problem becomes a block of whole words instead
+        words = [max(len(w) for r in [list(cols), *rows] for w in r[j].split() or [""]) for j in range(len(cols))]
+        if sum(words) + 3 * len(cols) + 1 > console.width:
+            console.print("ravine problems", highlight=False)
+            for row in rows:
+                console.print(escape(row[0]), style="bold cyan", highlight=False)
+                line = " · ".join(f"{c}: {v}" for c, v in zip(cols[1:], row[1:], strict=True))
+                console.print(Padding(Text(line), (0, 0, 0, 2)))
+            return
         table = Table(title="ravine problems")
-        for col in ("name", "data", "model", "loss", "metric", "defaults"):
-            # fold, never cut: a piped listing at 80 columns keeps every word
+        for col in cols:
             table.add_column(col, style="bold cyan" if col == "name" else None, no_wrap=col == "name",
                              overflow="fold")
         for row in rows:
-            table.add_row(*(str(row.get(col, "")) for col in ("name", "data", "model", "loss", "metric", "defaults")))
+            table.add_row(*(escape(v) for v in row))
         console.print(table)
 
     guard(debug, run)
