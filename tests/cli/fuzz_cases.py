@@ -209,6 +209,7 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
         ("trajectories-steps-zero", ["trajectories", "--steps", "0", "--out", out]),
         ("trajectories-kappa-below-1", ["trajectories", "--function", "quadratic", "--kappa", "0.5", "--out", out]),
         ("trajectories-out-is-file", ["trajectories", "--out", str(a_file)]),
+        ("linsys-tol-one-or-more", ["linsys", "--tol", "2", "--out", out]),  # x = 0 would "converge"
         ("landscape-unknown-problem", ["landscape", "--problem", "nope", "--out", out]),
         ("landscape-unknown-directions", ["landscape", "--problem", "diabetes-linreg", "--directions", "uniform",
                                           "--out", out]),

@@ -244,3 +244,21 @@ def test_an_unforeseen_fault_is_one_internal_error_line_and_debug_shows_the_trac
     assert not out.exists()
     debug = run_inproc([*args, "--debug"])
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "second line" in debug.stderr
+
+
+def test_a_new_comparison_in_a_finished_ones_folder_replaces_it_whole(tmp_path):
+    """Pasting the README's command twice works, and no run of the first comparison is left beside
+    the second (files the user put there are kept)."""
+    import json
+
+    out = tmp_path / "cmp"
+    base = ["compare", "--problem", "breast-cancer-logreg", "--epochs", "1", "--out", out]
+    assert run_inproc([*base, "--optimizers", "sgd,adam"]).returncode == 0
+    assert (out / "runs" / "adam").is_dir()
+    (out / "notes.txt").write_text("mine")
+    second = run_inproc([*base, "--optimizers", "sgd"])
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "replacing the earlier comparison" in second.stdout
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["sgd"]
+    assert list(json.loads((out / "results.json").read_text())["runs"]) == ["sgd"]
+    assert (out / "notes.txt").read_text() == "mine" and (out / "report.html").is_file()

@@ -210,6 +210,8 @@ def compare(
         folder = out_dir(out, "compare")
         if not resume and not overwrite:
             _keep_interrupted(folder)
+        if not resume:
+            _clear_earlier(folder)
         from ravine.train.results import CompareInterrupted
 
         try:
@@ -241,6 +243,31 @@ def _interrupted_message(result: Any, folder: Path) -> str:
                 f"write the report with the same options and --resume --out {folder}")
     return (f"interrupted: finished runs ({done}) written to {folder / 'results.json'}; missing: "
             f"{', '.join(result.missing)}; finish them with the same options and --resume --out {folder}")
+
+
+def _clear_earlier(folder: Path) -> None:
+    """Starting afresh where an earlier comparison was written: remove its outputs first (its
+    results.json, report, figures and the run folders it lists), so that no run of the old
+    comparison is left beside the new one; anything else in the folder is kept. Says so."""
+    import json
+    import shutil
+
+    try:
+        saved = json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError):
+        return
+    runs = list(saved.get("runs") or {}) if isinstance(saved, dict) else []
+    for name in runs:
+        if isinstance(name, str) and name and "/" not in name and name not in (".", ".."):
+            shutil.rmtree(folder / "runs" / name, ignore_errors=True)
+    shutil.rmtree(folder / "figures", ignore_errors=True)
+    for leftover in ("report.html", "results.json"):
+        (folder / leftover).unlink(missing_ok=True)
+    try:
+        (folder / "runs").rmdir()  # only when nothing else is in it
+    except OSError:
+        pass
+    plain_line(f"replacing the earlier comparison in {folder} (runs: {', '.join(runs) or 'none'})")
 
 
 def _keep_interrupted(folder: Path) -> None:

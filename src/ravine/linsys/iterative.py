@@ -41,7 +41,7 @@ class _Monitor:
 
     def __init__(self, b: torch.Tensor, tol: float, max_iter: int) -> None:
         self.bnorm = norm(b).clamp_min(torch.finfo(b.dtype).tiny)
-        self.tol = check_range("tol", tol, 0.0, low_inclusive=False, error=DataError)
+        self.tol = check_range("tol", tol, 0.0, 1.0, low_inclusive=False, high_inclusive=False, error=DataError)
         self.max_iter = check_int("max_iter", max_iter, 1, error=DataError)
         self.rows: list[torch.Tensor] = []
         self.status = "max_iter"

@@ -140,7 +140,7 @@ def compare(system: System, methods: Sequence[str] = DEFAULT_METHODS, tol: float
         description, status, converged, iterations, matvecs, time, flops, final_residual,
         residuals, rate, predicted_iterations, info, [error]}}}``.
     """
-    tol = check_range("tol", tol, 0.0, low_inclusive=False, error=DataError)
+    tol = check_range("tol", tol, 0.0, 1.0, low_inclusive=False, high_inclusive=False, error=DataError)
     max_iter = check_int("max_iter", max_iter, 1, error=DataError)
     names = parse_methods(methods)
     out: dict[str, Any] = {"system": {"name": system.name, "n": system.n, "kappa": system.kappa,
