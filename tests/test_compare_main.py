@@ -295,3 +295,16 @@ def test_a_real_sigint_under_the_command_line_then_resume(tmp_path) -> None:
     done = json.loads((out / "results.json").read_text())
     assert done["complete"] is True and list(done["runs"]) == ["sgd", "adam"]
     assert done["runs"]["sgd"]["history"] == saved["runs"]["sgd"]["history"]
+
+
+def test_batched_runs_say_their_times_are_shared(tmp_path):
+    """Runs trained as one batched computation record it (results.json round-trips it) and the
+    report says their times are the shared computation's; --sequential runs record nothing."""
+    res = compare("breast-cancer-logreg", ["sgd", "adam"], epochs=1, out_dir=tmp_path / "b")
+    assert [run.batched_with for run in res.runs.values()] == [["sgd", "adam"]] * 2
+    back = CompareResult.from_json(json.loads((tmp_path / "b" / "results.json").read_text()))
+    assert back.runs["adam"].batched_with == ["sgd", "adam"]
+    assert "one batched computation (sgd, adam;" in (tmp_path / "b" / "report.html").read_text()
+    alone = compare("breast-cancer-logreg", ["sgd", "adam"], epochs=1, sequential=True, out_dir=tmp_path / "s")
+    assert all(run.batched_with == [] for run in alone.runs.values())
+    assert "batched computation" not in (tmp_path / "s" / "report.html").read_text()

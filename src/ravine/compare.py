@@ -546,7 +546,8 @@ def _batched_runs(recipe: problems.Problem, specs: list[RunSpec], result: Compar
             history = fitted.history
             done[spec.optimizer] = RunResult(spec.optimizer, spec, history, summarize(history, result.target),
                                              diagnose_history(history, inst.reference_error, unit),
-                                             {"effective_step": tracker.to_dict()})
+                                             {"effective_step": tracker.to_dict(),
+                                              "batched": {"with": [s.optimizer for s in group]}})
     return done
 
 

@@ -127,6 +127,11 @@ def _print_summary(results: Any) -> None:
              f"best val: the best validation {metric} over the epochs; test: at the end; "
              "batch: the resolved minibatch size",
              "wall s: wall-clock seconds of the whole run (the report's 'seconds to target' stops at the target)"]
+    shared = [run.batched_with for run in results.runs.values() if len(run.batched_with) > 1]
+    if shared:
+        from ravine.report.html import batched_note
+
+        notes.append(batched_note(shared))
     print_table(f"ravine compare · {results.problem} · {results.epochs} epochs · seed {results.seed}",
                 columns, rows, notes)
     for name, run in results.runs.items():

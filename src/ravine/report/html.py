@@ -147,10 +147,22 @@ def _meta(results: CompareResult) -> str:
              ("total wall time (s)", results.wall_time)]
     parts = [f"{label}: <b>{_fmt(value)}</b>" for label, value in items]
     text = '<p class="meta">' + " · ".join(parts) + "</p>"
+    shared = [run.batched_with for run in results.runs.values() if len(run.batched_with) > 1]
+    if shared:
+        text += f'<p class="meta">{html.escape(batched_note(shared)[0].upper() + batched_note(shared)[1:])}.</p>'
     if not results.complete:
         text += (f'<p class="kind bad">Partial: interrupted before {html.escape(", ".join(results.missing))} '
                  "finished; <code>ravine compare --resume</code> with the same options and --out trains them.</p>")
     return text
+
+
+def batched_note(groups: list[list[str]]) -> str:
+    """One sentence on runs that trained as one batched computation (``groups``: each run's
+    ``RunResult.batched_with``): their times are shared, not each run's own."""
+    unique = list(dict.fromkeys(", ".join(g) for g in groups))
+    return (f"runs trained together as one batched computation ({'; '.join(unique)}; the same numbers as one at a "
+            "time): their wall times and seconds to target are those of the shared computation; --sequential "
+            "times each run alone")
 
 
 def _as_result(results: CompareResult | TrainResult | Mapping[str, Any]) -> CompareResult:

@@ -416,6 +416,12 @@ class RunResult:
         """``extras["effective_step"]`` or an empty dict."""
         return self.extras.get("effective_step", {})
 
+    @property
+    def batched_with(self) -> list[str]:
+        """The runs this one trained with as one batched computation (itself included); empty
+        when it trained alone. Their wall times are those of the shared computation."""
+        return list(self.extras.get("batched", {}).get("with", []))
+
     def __getitem__(self, key: str) -> Any:  # backward compatible: run["summary"]["status"], run["hyper"]["lr"]
         if key == "hyper":
             return {"lr": self.spec.lr, **self.spec.hyper}
