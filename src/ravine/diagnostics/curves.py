@@ -346,7 +346,8 @@ def diagnose_curves(epochs: Sequence[int], train_loss: Sequence[float], val_loss
         findings.append(Finding(
             "healthy", None, "epoch",
             "The training loss falls steadily, the validation loss has not risen beyond its noise"
-            + (f", and the training error {train_err:.4g} is within {tol:.4g} of the reference {ref:.4g}."
+            + (f", and the training error {train_err:.4g} is at most {tol:.4g} above the reference error "
+               f"{ref:.4g} (what a good model reaches on this problem)."
                if bias is not None else "."),
             "Nothing to change.", {**evidence, "val_error": val_err}))
     findings.sort(key=lambda f: KINDS.index(f.kind))
