@@ -85,6 +85,9 @@ _SVD_MAX = 1024  # above this min(m, n), rejections grow λ by ν instead of sol
 _HOST_MAX_N, _HOST_MAX_ENTRIES = 128, 2**22  # least_squares runs :func:`_solve_host` up to these n, m·n
 _SPECTRAL_MAX = 128  # up to this n (and m ≥ n), trials use the factorization of J (:class:`Spectral`)
 _COLLAPSE = 1e-16  # a Jacobian column below this fraction of its running max (squared) has collapsed
+# The optimizers' λ floor on a rejection: τ (LM, relative to D²) or τ·max diag(JᵀJ) (Levenberg), the
+# λ0 = τ·max diag(JᵀJ) of Madsen, Nielsen & Tingleff (2004, eq. 3.14) with their τ for a poor start.
+_TAU = 1e-3
 
 
 # ---------------------------------------------------------------- linear algebra
@@ -511,6 +514,8 @@ class Damping:
         col_max: running max of diag(JᵀJ) (the reference for :meth:`collapsed`).
         radius_cut: on a rejection, solve for the λ that shrinks the scaled step (MINPACK, the
             functional solver); False: Nielsen's λ ← λ·ν only (the optimizers, see :meth:`update`).
+        lam_floor: on a Nielsen rejection that leaves λ below this, λ ← lam_floor, ν ← 2 (0: never;
+            the optimizers set τ·max diag(JᵀJ), see :meth:`update`).
 
     Example:
         >>> J = torch.eye(2, dtype=torch.float64); r = torch.ones(2, dtype=torch.float64)
@@ -532,6 +537,7 @@ class Damping:
     # what the radius cut needs from the last trial: (Spectral, ‖Dδ‖) or (J, r, δ)
     last: tuple[Any, ...] | None = None
     just_cut: bool = False
+    lam_floor: float = 0.0
 
     @classmethod
     def start(cls, key: str, J: torch.Tensor, lambda0: float, radius_cut: bool = True) -> Damping:
@@ -595,12 +601,23 @@ class Damping:
         starts, 345 and 21 with this rule; 3082 → 2673 Jacobians over the 54 runs at the
         default tolerances, MINPACK 2905, all still at LRE ≥ 6). MINPACK's radius, likewise,
         only grows again after a good step.
+
+        A Nielsen rejection that leaves λ below ``lam_floor`` restarts Nielsen's schedule at the
+        floor: λ ← λ_floor, ν ← 2, with λ_floor = τ·max diag(JᵀJ) for Levenberg and τ for LM (its
+        λ is relative to D² = diag(JᵀJ)), τ = 1e-3 — the λ0 of Madsen, Nielsen & Tingleff (2004)
+        for a poor start. From λ0 = 1e-20, λ·ν alone needs 10 rejections (×2⁵⁵) to reach 1e-3·D², so
+        the optimizers' 10 trials per step ran out on a first step of healthy problems (20 of NIST's
+        54 runs stalled under levenberg-marquardt); with the floor, the second trial is already
+        damped to that scale and the ninth to 2³⁶ times it. Tiny λ is kept until a step fails, so a
+        Gauss–Newton step that works is still taken whole.
         """
         if self.key == "gn":
             self.t, self.gn_step = (1.0, None) if rho > _ACCEPT else (self.t * 0.5, self.gn_step)
         else:
             lam = self.lam
             self.lam, self.nu = nielsen_update(self.lam, self.nu, rho)
+            if rho <= _ACCEPT and self.lam < self.lam_floor:
+                self.lam, self.nu = self.lam_floor, 2.0
             cut = False
             if rho <= _ACCEPT and self.last is not None:
                 if isinstance(self.last[0], Spectral):
@@ -967,10 +984,16 @@ class _LeastSquaresOptimizer(FlatParamOptimizer):
     def _damping(self, params: list[torch.Tensor], J: torch.Tensor) -> Damping:
         state = self.state[params[0]]
         if "lambda" not in state:
-            return Damping.start(self._key, J, float(self.param_groups[0].get("lambda0", 1.0)), radius_cut=False)
-        scale_sq = torch.cat([self.state[p]["scale_sq"].reshape(-1) for p in params]).to(J)
-        return Damping(self._key, float(state["lambda"]), float(state["nu"]), 1.0, scale_sq, scale_sq.clone(),
-                       radius_cut=False)
+            damp = Damping.start(self._key, J, float(self.param_groups[0].get("lambda0", 1.0)), radius_cut=False)
+        else:
+            scale_sq = torch.cat([self.state[p]["scale_sq"].reshape(-1) for p in params]).to(J)
+            damp = Damping(self._key, float(state["lambda"]), float(state["nu"]), 1.0, scale_sq, scale_sq.clone(),
+                           radius_cut=False)
+        # a rejection restarts λ at least at τ·max diag(JᵀJ) (Damping.update): λ0 stays tiny for a whole
+        # Gauss–Newton first step, yet max_tries = 10 trials reach a useful damping
+        damp.lam_floor = _TAU if self._key == "lm" else _TAU * max(float((J * J).sum(0).max()),
+                                                                      torch.finfo(J.dtype).tiny)
+        return damp
 
     def _save(self, params: list[torch.Tensor], damp: Damping, **counters: Any) -> None:
         state = self.state[params[0]]
@@ -1044,7 +1067,7 @@ class _LeastSquaresOptimizer(FlatParamOptimizer):
         x, g, cost = self._flat_params(), J.mT @ r, 0.5 * float(r @ r)
         damp, lr = self._damping(params, J), self._lr_vector(x)
         lam_before, nu_before = damp.lam, damp.nu
-        nfev, accepted, pred = 0, False, 0.0
+        nfev, accepted, pred, change = 0, False, 0.0, 0.0
         for _ in range(int(group["max_tries"])):
             delta = lr * damp.propose(J, r)
             pred = predicted_decrease(J, g, delta)
@@ -1055,12 +1078,19 @@ class _LeastSquaresOptimizer(FlatParamOptimizer):
             nfev += 1
             actual = cost - (0.5 * float(r_new @ r_new) if _finite(r_new) else math.inf)
             rho = actual / pred
+            change = max(change, abs(actual))
             damp.update(rho, None)
             if rho > _ACCEPT:
                 accepted = True
                 break
             self._set_flat(x)
         verdict = None if accepted else converged_at(J, r, g, x, cost, damp.scale_sq)
+        if not accepted and verdict is None and nfev and change <= _NOISE * torch.finfo(x.dtype).eps * cost:
+            # every trial, the least damped one included, moved ½‖r‖² only at rounding level: the
+            # functional solver's ftol test (an ill-conditioned J, e.g. NIST's Thurber, can leave the
+            # Gauss–Newton test of converged_at a few ulps short at the minimum); a wrong Jacobian
+            # moves the loss uphill by far more
+            verdict = STATUS_FTOL, "ftol: the cost changes only at rounding level; converged"
         if verdict is not None:  # at the minimum to rounding: the failed trials carry no news about λ
             damp.lam, damp.nu = lam_before, nu_before
         self._save(params, damp, step=1, nfev=nfev + 1, njev=1)
