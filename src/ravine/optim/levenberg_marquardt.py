@@ -30,7 +30,10 @@ in the ``torch.optim`` optimizers, where it trains MLPs much faster). λ0 is
 tiny by default (1e-20), so the first trial is in effect the Gauss–Newton
 step, as with MINPACK's large initial trust region: a too-long step costs one
 evaluation, a too-short first step can commit the iteration to a far-away
-valley (NIST's MGH10 from start 1). The functional solver also refuses a step
+valley (NIST's MGH10 from start 1). In the optimizers a rejected trial restarts λ at
+least at τ·max diag(JᵀJ) (τ = 1e-3; τ relative to D² for LM), the λ0 of Madsen,
+Nielsen & Tingleff, so ``max_tries`` = 10 trials reach a useful damping within one
+step (see :meth:`Damping.update`). The functional solver also refuses a step
 after which a column of J has collapsed to 1e-8 of its largest norm so far: the
 parameter has lost its influence (e.g. exp(−b·x) with b → ∞), a plateau at
 infinity rather than a minimum (NIST's BoxBOD from start 1). Gauss–Newton has
@@ -1137,7 +1140,10 @@ class GaussNewton(_LeastSquaresOptimizer):
 
 
 class Levenberg(_LeastSquaresOptimizer):
-    r"""Levenberg: solve (JᵀJ + λ I) δ = Jᵀr, λ0 = ``lambda0``·max diag(JᵀJ), adapted by Nielsen's rule."""
+    r"""Levenberg: solve (JᵀJ + λ I) δ = Jᵀr, λ0 = ``lambda0``·max diag(JᵀJ), adapted by Nielsen's rule.
+
+    A rejection lifts λ to at least τ·max diag(JᵀJ), τ = 1e-3 (Madsen, Nielsen & Tingleff's λ0).
+    """
 
     _key = "levenberg"
 
@@ -1146,7 +1152,9 @@ class LevenbergMarquardt(_LeastSquaresOptimizer):
     r"""Levenberg–Marquardt: solve (JᵀJ + λ D²) δ = Jᵀr, D² = running max of diag(JᵀJ); θ ← θ − ε δ.
 
     λ falls after a step that lowers ½‖r‖² and rises after one that does not
-    (Nielsen's rule, see the module docstring).
+    (Nielsen's rule, see the module docstring); λ0 = ``lambda0`` (default 1e-20: the first
+    trial is the Gauss–Newton step), and a rejection lifts λ to at least τ = 1e-3 (relative to
+    D², i.e. τ·diag(JᵀJ)), then λ ← λ·ν, ν ← 2ν.
 
     Example:
         >>> t = torch.linspace(0, 1, 20, dtype=torch.float64)
