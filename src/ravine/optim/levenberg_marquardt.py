@@ -1070,7 +1070,7 @@ class _LeastSquaresOptimizer(FlatParamOptimizer):
         x, g, cost = self._flat_params(), J.mT @ r, 0.5 * float(r @ r)
         damp, lr = self._damping(params, J), self._lr_vector(x)
         lam_before, nu_before = damp.lam, damp.nu
-        nfev, accepted, pred, change = 0, False, 0.0, 0.0
+        nfev, accepted, pred = 0, False, 0.0
         for _ in range(int(group["max_tries"])):
             delta = lr * damp.propose(J, r)
             pred = predicted_decrease(J, g, delta)
@@ -1081,19 +1081,12 @@ class _LeastSquaresOptimizer(FlatParamOptimizer):
             nfev += 1
             actual = cost - (0.5 * float(r_new @ r_new) if _finite(r_new) else math.inf)
             rho = actual / pred
-            change = max(change, abs(actual))
             damp.update(rho, None)
             if rho > _ACCEPT:
                 accepted = True
                 break
             self._set_flat(x)
         verdict = None if accepted else converged_at(J, r, g, x, cost, damp.scale_sq)
-        if not accepted and verdict is None and nfev and change <= _NOISE * torch.finfo(x.dtype).eps * cost:
-            # every trial, the least damped one included, moved ½‖r‖² only at rounding level: the
-            # functional solver's ftol test (an ill-conditioned J, e.g. NIST's Thurber, can leave the
-            # Gauss–Newton test of converged_at a few ulps short at the minimum); a wrong Jacobian
-            # moves the loss uphill by far more
-            verdict = STATUS_FTOL, "ftol: the cost changes only at rounding level; converged"
         if verdict is not None:  # at the minimum to rounding: the failed trials carry no news about λ
             damp.lam, damp.nu = lam_before, nu_before
         self._save(params, damp, step=1, nfev=nfev + 1, njev=1)
