@@ -128,3 +128,63 @@ def test_host_and_torch_paths_of_least_squares_agree_with_minpack(name, monkeypa
         assert min(nist.lre(v, c) for v, c in zip(res.x.tolist(), prob.certified, strict=True)) >= 6
     assert isinstance(host.jac, torch.Tensor) and host.jac.shape == (prob.n_obs, prob.n_params)
     assert isinstance(host.fun, torch.Tensor) and host.x.dtype == F64
+
+
+def test_a_rejection_restarts_lambda_at_the_floor_tau_max_diag():
+    # Oracle: the rule written out — λ·ν below the floor becomes the floor with ν = 2 (Nielsen's
+    # start λ0 = τ·max diag(JᵀJ)); above the floor Nielsen's λ·ν, ν·2 is untouched.
+    J = torch.tensor([[1.0, 0.0], [0.0, 3.0]], dtype=F64)
+    damp = lm.Damping.start("levenberg", J, 1e-20, radius_cut=False)
+    floor = 1e-3 * 9.0
+    damp.lam_floor = floor
+    damp.update(-1.0, None)
+    assert (damp.lam, damp.nu) == (floor, 2.0)
+    damp.update(-1.0, None)
+    assert (damp.lam, damp.nu) == (2 * floor, 4.0)
+    assert lm.Damping.start("lm", J, 1e-20).lam_floor == 0.0  # the functional solver keeps MINPACK's rule
+
+
+@pytest.mark.parametrize("name", ["levenberg-marquardt", "levenberg"])
+@pytest.mark.parametrize(("problem", "start"), [("Misra1a", 0), ("Chwirut2", 0), ("MGH09", 1)])
+def test_optimizer_reaches_nist_certified_values_without_a_first_step_stall(name, problem, start):
+    # With λ0 = 1e-20 and Nielsen's λ·ν alone, 10 trials reached only 1e-20·2⁵⁵ and these runs
+    # stalled on step one; the λ floor reaches a useful damping within the step.
+    prob = nist.load(problem)
+    fn = prob.residual_fn()
+    w = torch.tensor(prob.starts[start], dtype=F64, requires_grad=True)
+    opt = ravine.optim.create(name, [w])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for _ in range(300):
+            opt.step(lambda: fn(w))
+            if opt.state[w]["status"] in CONVERGED:
+                break
+    assert opt.state[w]["status"] in CONVERGED and opt.state[w]["stalled"] is False
+    assert min(nist.lre(v, c) for v, c in zip(w.tolist(), prob.certified, strict=True)) >= 6
+
+
+def test_lm_optimizer_first_steps_on_a_small_mlp_do_not_warn_and_match_minpack():
+    # Oracle: SciPy's MINPACK LM on the same residuals from the same initial weights (both reach
+    # a near-interpolating fit of sin; the optimizer must get within the same order of accuracy).
+    scipy_optimize = pytest.importorskip("scipy.optimize")
+    torch.manual_seed(0)
+    X = torch.linspace(-3, 3, 100, dtype=F64).unsqueeze(1)
+    y = torch.sin(X)
+    model = torch.nn.Sequential(torch.nn.Linear(1, 10), torch.nn.Tanh(), torch.nn.Linear(10, 1)).to(F64)
+    init = torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone()
+
+    def residuals(v: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(torch.tensor(v, dtype=F64), model.parameters())
+            return (model(X) - y).squeeze(1).numpy()
+
+    ref = scipy_optimize.least_squares(residuals, init.numpy(), method="lm", max_nfev=2000)
+    torch.nn.utils.vector_to_parameters(init, model.parameters())
+    opt = ravine.optim.create("lm", model.parameters())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for _ in range(200):
+            opt.step(lambda: (model(X) - y).squeeze(1))
+    with torch.no_grad():
+        mse = float(((model(X) - y) ** 2).mean())
+    assert mse < 1e-8 and float((ref.fun ** 2).mean()) < 1e-8

@@ -30,7 +30,10 @@ in the ``torch.optim`` optimizers, where it trains MLPs much faster). λ0 is
 tiny by default (1e-20), so the first trial is in effect the Gauss–Newton
 step, as with MINPACK's large initial trust region: a too-long step costs one
 evaluation, a too-short first step can commit the iteration to a far-away
-valley (NIST's MGH10 from start 1). The functional solver also refuses a step
+valley (NIST's MGH10 from start 1). In the optimizers a rejected trial restarts λ at
+least at τ·max diag(JᵀJ) (τ = 1e-3; τ relative to D² for LM), the λ0 of Madsen,
+Nielsen & Tingleff, so ``max_tries`` = 10 trials reach a useful damping within one
+step (see :meth:`Damping.update`). The functional solver also refuses a step
 after which a column of J has collapsed to 1e-8 of its largest norm so far: the
 parameter has lost its influence (e.g. exp(−b·x) with b → ∞), a plateau at
 infinity rather than a minimum (NIST's BoxBOD from start 1). Gauss–Newton has
@@ -85,6 +88,9 @@ _SVD_MAX = 1024  # above this min(m, n), rejections grow λ by ν instead of sol
 _HOST_MAX_N, _HOST_MAX_ENTRIES = 128, 2**22  # least_squares runs :func:`_solve_host` up to these n, m·n
 _SPECTRAL_MAX = 128  # up to this n (and m ≥ n), trials use the factorization of J (:class:`Spectral`)
 _COLLAPSE = 1e-16  # a Jacobian column below this fraction of its running max (squared) has collapsed
+# The optimizers' λ floor on a rejection: τ (LM, relative to D²) or τ·max diag(JᵀJ) (Levenberg), the
+# λ0 = τ·max diag(JᵀJ) of Madsen, Nielsen & Tingleff (2004, eq. 3.14) with their τ for a poor start.
+_TAU = 1e-3
 
 
 # ---------------------------------------------------------------- linear algebra
@@ -511,6 +517,8 @@ class Damping:
         col_max: running max of diag(JᵀJ) (the reference for :meth:`collapsed`).
         radius_cut: on a rejection, solve for the λ that shrinks the scaled step (MINPACK, the
             functional solver); False: Nielsen's λ ← λ·ν only (the optimizers, see :meth:`update`).
+        lam_floor: on a Nielsen rejection that leaves λ below this, λ ← lam_floor, ν ← 2 (0: never;
+            the optimizers set τ·max diag(JᵀJ), see :meth:`update`).
 
     Example:
         >>> J = torch.eye(2, dtype=torch.float64); r = torch.ones(2, dtype=torch.float64)
@@ -532,6 +540,7 @@ class Damping:
     # what the radius cut needs from the last trial: (Spectral, ‖Dδ‖) or (J, r, δ)
     last: tuple[Any, ...] | None = None
     just_cut: bool = False
+    lam_floor: float = 0.0
 
     @classmethod
     def start(cls, key: str, J: torch.Tensor, lambda0: float, radius_cut: bool = True) -> Damping:
@@ -595,12 +604,23 @@ class Damping:
         starts, 345 and 21 with this rule; 3082 → 2673 Jacobians over the 54 runs at the
         default tolerances, MINPACK 2905, all still at LRE ≥ 6). MINPACK's radius, likewise,
         only grows again after a good step.
+
+        A Nielsen rejection that leaves λ below ``lam_floor`` restarts Nielsen's schedule at the
+        floor: λ ← λ_floor, ν ← 2, with λ_floor = τ·max diag(JᵀJ) for Levenberg and τ for LM (its
+        λ is relative to D² = diag(JᵀJ)), τ = 1e-3 — the λ0 of Madsen, Nielsen & Tingleff (2004)
+        for a poor start. From λ0 = 1e-20, λ·ν alone needs 10 rejections (×2⁵⁵) to reach 1e-3·D², so
+        the optimizers' 10 trials per step ran out on a first step of healthy problems (20 of NIST's
+        54 runs stalled under levenberg-marquardt); with the floor, the second trial is already
+        damped to that scale and the ninth to 2³⁶ times it. Tiny λ is kept until a step fails, so a
+        Gauss–Newton step that works is still taken whole.
         """
         if self.key == "gn":
             self.t, self.gn_step = (1.0, None) if rho > _ACCEPT else (self.t * 0.5, self.gn_step)
         else:
             lam = self.lam
             self.lam, self.nu = nielsen_update(self.lam, self.nu, rho)
+            if rho <= _ACCEPT and self.lam < self.lam_floor:
+                self.lam, self.nu = self.lam_floor, 2.0
             cut = False
             if rho <= _ACCEPT and self.last is not None:
                 if isinstance(self.last[0], Spectral):
@@ -967,10 +987,16 @@ class _LeastSquaresOptimizer(FlatParamOptimizer):
     def _damping(self, params: list[torch.Tensor], J: torch.Tensor) -> Damping:
         state = self.state[params[0]]
         if "lambda" not in state:
-            return Damping.start(self._key, J, float(self.param_groups[0].get("lambda0", 1.0)), radius_cut=False)
-        scale_sq = torch.cat([self.state[p]["scale_sq"].reshape(-1) for p in params]).to(J)
-        return Damping(self._key, float(state["lambda"]), float(state["nu"]), 1.0, scale_sq, scale_sq.clone(),
-                       radius_cut=False)
+            damp = Damping.start(self._key, J, float(self.param_groups[0].get("lambda0", 1.0)), radius_cut=False)
+        else:
+            scale_sq = torch.cat([self.state[p]["scale_sq"].reshape(-1) for p in params]).to(J)
+            damp = Damping(self._key, float(state["lambda"]), float(state["nu"]), 1.0, scale_sq, scale_sq.clone(),
+                           radius_cut=False)
+        # a rejection restarts λ at least at τ·max diag(JᵀJ) (Damping.update): λ0 stays tiny for a whole
+        # Gauss–Newton first step, yet max_tries = 10 trials reach a useful damping
+        damp.lam_floor = _TAU if self._key == "lm" else _TAU * max(float((J * J).sum(0).max()),
+                                                                      torch.finfo(J.dtype).tiny)
+        return damp
 
     def _save(self, params: list[torch.Tensor], damp: Damping, **counters: Any) -> None:
         state = self.state[params[0]]
@@ -1107,7 +1133,10 @@ class GaussNewton(_LeastSquaresOptimizer):
 
 
 class Levenberg(_LeastSquaresOptimizer):
-    r"""Levenberg: solve (JᵀJ + λ I) δ = Jᵀr, λ0 = ``lambda0``·max diag(JᵀJ), adapted by Nielsen's rule."""
+    r"""Levenberg: solve (JᵀJ + λ I) δ = Jᵀr, λ0 = ``lambda0``·max diag(JᵀJ), adapted by Nielsen's rule.
+
+    A rejection lifts λ to at least τ·max diag(JᵀJ), τ = 1e-3 (Madsen, Nielsen & Tingleff's λ0).
+    """
 
     _key = "levenberg"
 
@@ -1116,7 +1145,9 @@ class LevenbergMarquardt(_LeastSquaresOptimizer):
     r"""Levenberg–Marquardt: solve (JᵀJ + λ D²) δ = Jᵀr, D² = running max of diag(JᵀJ); θ ← θ − ε δ.
 
     λ falls after a step that lowers ½‖r‖² and rises after one that does not
-    (Nielsen's rule, see the module docstring).
+    (Nielsen's rule, see the module docstring); λ0 = ``lambda0`` (default 1e-20: the first
+    trial is the Gauss–Newton step), and a rejection lifts λ to at least τ = 1e-3 (relative to
+    D², i.e. τ·diag(JᵀJ)), then λ ← λ·ν, ν ← 2ν.
 
     Example:
         >>> t = torch.linspace(0, 1, 20, dtype=torch.float64)
