@@ -210,6 +210,7 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
         ("trajectories-kappa-below-1", ["trajectories", "--function", "quadratic", "--kappa", "0.5", "--out", out]),
         ("trajectories-out-is-file", ["trajectories", "--out", str(a_file)]),
         ("linsys-tol-one-or-more", ["linsys", "--tol", "2", "--out", out]),  # x = 0 would "converge"
+        ("compare-optimizers-empty-name", ["compare", "--optimizers", "sgd,,adam", "--out", out]),
         ("landscape-unknown-problem", ["landscape", "--problem", "nope", "--out", out]),
         ("landscape-unknown-directions", ["landscape", "--problem", "diabetes-linreg", "--directions", "uniform",
                                           "--out", out]),

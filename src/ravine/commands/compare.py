@@ -193,7 +193,10 @@ def compare(
         from ravine.compare import compare as compare_fn
         from ravine.train.config import check_run_settings
 
-        names = [n.strip() for n in optimizers.split(",") if n.strip()]
+        names = [n.strip() for n in optimizers.split(",")]
+        if not all(names):
+            raise ConfigError(f"Invalid --optimizers: {optimizers!r} (allowed: names separated by single commas, "
+                              "e.g. sgd,adam; `ravine optimizers` lists them)")
         recipe = problems.get(problem)
         options = problem_options(recipe, data=data, target=target_column, data_dir=data_dir,
                                   standardize=standardize)

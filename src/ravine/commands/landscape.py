@@ -32,7 +32,7 @@ def landscape(
                                                                       "normalization parameters (default: "
                                                                       "zero there, Li et al.'s biasbn).")]
     = False,
-    out: OutOpt = None, seed: SeedOpt = 0, device: DeviceOpt = "cpu", debug: DebugOpt = False,
+    out: OutOpt = None, seed: SeedOpt = 0, device: DeviceOpt = "auto", debug: DebugOpt = False,
 ) -> None:
     """Train a problem (or load a checkpoint) and draw its loss landscape.
 
