@@ -96,3 +96,16 @@ def test_rerun_reports_median_and_spread() -> None:
     assert rr["seeds"] == 3 and len(rr["test_metric"]) == 3
     assert rr["val"]["median"] == pytest.approx(float(np.median(rr["val_metric"])))
     assert rr["val"]["min"] <= rr["val"]["median"] <= rr["val"]["max"]
+
+
+@pytest.mark.parametrize("problem", ["breast-cancer-logreg", "digits-mlp"])
+def test_rerun_says_when_every_seed_starts_from_the_same_weights(problem) -> None:
+    """The oracle: the problem's models built with two seeds, compared weight by weight."""
+    recipe = problems.get(problem)
+    a, b = (recipe.build(seed=s).model for s in (0, 1))
+    identical = all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    ctx = tune.prepare(problem, "sgd", epochs=1)
+    rr = tune.rerun(ctx, {"lr": 0.05}, seeds=3)
+    assert rr["same_start"] is identical
+    if identical:  # then the reruns are one run repeated
+        assert len(set(rr["val_metric"])) == 1 and rr["val"]["iqr"] == 0

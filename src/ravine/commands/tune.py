@@ -20,6 +20,11 @@ from ravine.errors import ConfigError
 METHOD_HELP = "range-test, grid, random, log-then-fine or optuna."
 
 
+# said when every rerun seed gave the same initial weights (see ravine.tune.search.rerun)
+SAME_START = ("the seeds all start from the same weights (this problem initializes them to zeros), "
+              "so the reruns repeat one run and their spread is 0 by construction")
+
+
 def tune(
     problem: Annotated[str | None, typer.Option(help="Problem name (see `ravine problems`; default: csv or npz with "
                                                      "--data, else digits-mlp).")] = None,
@@ -155,6 +160,8 @@ def _print(result: dict[str, Any]) -> None:
         console.print(f"rerun over {rr['seeds']} seeds: validation median {rr['val']['median']:.4g} "
                       f"(IQR {rr['val']['iqr']:.3g}), test median {rr['test']['median']:.4g} "
                       f"(IQR {rr['test']['iqr']:.3g})")
+        if rr.get("same_start"):
+            console.print(f"  note: {SAME_START}", highlight=False)
 
 
 def _spawn(n: int, folder: Path, storage: str | None, study: str) -> list[subprocess.Popen]:

@@ -202,6 +202,9 @@ def write_report(out_dir: str | Path, result: Mapping[str, Any]) -> Path:
         summary += (f"<p><b>rerun over {rr['seeds']} seeds:</b> validation median {rr['val']['median']:.4g} "
                     f"(IQR {rr['val']['iqr']:.3g}), test median {rr['test']['median']:.4g} "
                     f"(IQR {rr['test']['iqr']:.3g})</p>")
+        if rr.get("same_start"):
+            summary += ("<p>Note: the seeds all start from the same weights (this problem initializes them to "
+                        "zeros), so the reruns repeat one run and their spread is 0 by construction.</p>")
     figs = "".join(f"<figure><img src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
                    f"<figcaption>{html.escape(_CAPTIONS[stem])}</figcaption></figure>" for stem, png in pngs.items())
     title = f"ravine tune · {result.get('problem')} · {result.get('optimizer')} · {result.get('method')}"

@@ -476,9 +476,11 @@ def log_then_fine(ctx: Context, *, low: float = 1e-4, high: float = 1.0, coarse_
 def rerun(ctx: Context, config: Mapping[str, Any], seeds: int = 5) -> dict[str, Any]:
     """Train ``config`` from ``seeds`` different initial weights (one batch) on the train/val split.
 
-    Returns ``{"seeds", "val_metric", "test_metric", "median": {...}, "spread": {...}}`` where the
-    spread is the interquartile range (q75 − q25) and also min and max. This is
-    after the search: here, and only here, the test split is evaluated.
+    Returns ``{"seeds", "val_metric", "test_metric", "median": {...}, "spread": {...}, "same_start"}``
+    where the spread is the interquartile range (q75 − q25) and also min and max; ``same_start``
+    is True when every seed gave the same initial weights (a problem that starts from zeros), so
+    the reruns are one run repeated. This is after the search: here, and only here, the test
+    split is evaluated.
     """
     from ravine.train.batched import RunConfig, fit_batched
 
@@ -510,4 +512,8 @@ def rerun(ctx: Context, config: Mapping[str, Any], seeds: int = 5) -> dict[str, 
         q25, q50, q75 = np.percentile(a, [25, 50, 75])
         return {"median": float(q50), "iqr": float(q75 - q25), "min": float(a.min()), "max": float(a.max())}
 
-    return {"seeds": len(runs), "val_metric": val, "test_metric": test, "val": stats(val), "test": stats(test)}
+    base = [t.detach() for t in ctx.inst.model.parameters()]
+    same = all(all(torch.equal(a, b.detach()) for a, b in zip(base, m.parameters(), strict=True))
+               for m in inits[1:])
+    return {"seeds": len(runs), "val_metric": val, "test_metric": test, "val": stats(val), "test": stats(test),
+            "same_start": bool(same and len(inits) > 1)}
