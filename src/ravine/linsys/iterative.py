@@ -80,25 +80,34 @@ def _diagonal(A: torch.Tensor) -> torch.Tensor:
     return d
 
 
-def jacobi(A: torch.Tensor, b: torch.Tensor, tol: float = 1e-8, max_iter: int = 10_000) -> SolveResult:
-    """Jacobi iteration, ``x_{k+1} = x_k + D⁻¹ (b − A x_k)`` with D = diag(A).
-
-    Converges iff the spectral radius of the iteration matrix ``I − D⁻¹A`` is < 1 (e.g. when A is
-    strictly diagonally dominant); that radius is its rate. One matvec per sweep.
-    """
+def _stationary(name: str, A: torch.Tensor, b: torch.Tensor, tol: float, max_iter: int,
+                solve: Callable[[torch.Tensor], torch.Tensor], solve_flops: int) -> SolveResult:
+    """The stationary iteration ``x_{k+1} = x_k + M⁻¹ (b − A x_k)`` from x₀ = 0, ``solve`` applying M⁻¹
+    (D⁻¹ for Jacobi, (D + L)⁻¹ for Gauss–Seidel); flops: a 2n² matvec per residual plus
+    ``solve_flops`` per sweep."""
     n = _check(A, b)
     mon = _Monitor(b, tol, max_iter)
     clock = Clock(A)
-    d = _diagonal(A)
     x = torch.zeros_like(b)
     k = 0
     while True:
         r = b - mv(A, x)
         if mon.done(r) or k == mon.max_iter:
             break
-        x = x + r / d
+        x = x + solve(r)
         k += 1
-    return mon.result("jacobi", x, k, k + 1, clock, (k + 1) * 2 * n * n)
+    return mon.result(name, x, k, k + 1, clock, (k + 1) * 2 * n * n + k * solve_flops)
+
+
+def jacobi(A: torch.Tensor, b: torch.Tensor, tol: float = 1e-8, max_iter: int = 10_000) -> SolveResult:
+    """Jacobi iteration, ``x_{k+1} = x_k + D⁻¹ (b − A x_k)`` with D = diag(A).
+
+    Converges iff the spectral radius of the iteration matrix ``I − D⁻¹A`` is < 1 (e.g. when A is
+    strictly diagonally dominant); that radius is its rate. One matvec per sweep.
+    """
+    _check(A, b)
+    d = _diagonal(A)
+    return _stationary("jacobi", A, b, tol, max_iter, lambda r: r / d, solve_flops=0)
 
 
 def gauss_seidel(A: torch.Tensor, b: torch.Tensor, tol: float = 1e-8, max_iter: int = 10_000) -> SolveResult:
@@ -109,20 +118,12 @@ def gauss_seidel(A: torch.Tensor, b: torch.Tensor, tol: float = 1e-8, max_iter: 
     but batched and on the device. Converges for SPD or strictly diagonally dominant A; its rate is
     the spectral radius of ``I − (D + L)⁻¹ A``.
     """
-    n = _check(A, b)
-    mon = _Monitor(b, tol, max_iter)
-    clock = Clock(A)
+    _check(A, b)
     _diagonal(A)
     lower = torch.tril(A)
-    x = torch.zeros_like(b)
-    k = 0
-    while True:
-        r = b - mv(A, x)
-        if mon.done(r) or k == mon.max_iter:
-            break
-        x = x + torch.linalg.solve_triangular(lower, r.unsqueeze(-1), upper=False).squeeze(-1)
-        k += 1
-    return mon.result("gauss-seidel", x, k, k + 1, clock, (k + 1) * 2 * n * n + k * n * n)
+    return _stationary("gauss-seidel", A, b, tol, max_iter,
+                       lambda r: torch.linalg.solve_triangular(lower, r.unsqueeze(-1), upper=False).squeeze(-1),
+                       solve_flops=int(A.shape[-1]) ** 2)
 
 
 def jacobi_preconditioner(A: torch.Tensor) -> Preconditioner:
